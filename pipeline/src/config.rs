@@ -1,0 +1,199 @@
+//! One typed configuration for every supportlake command.
+//!
+//! Values come from four layers, later ones winning: the embedded defaults below, a
+//! `supportlake.toml` file, `SUPPORTLAKE_*` environment variables, and command-line flags
+//! (applied by the binary through [`Config::apply_override`]). Every key is documented
+//! here, once, and `supportlake config` prints the resolved result.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{PipelineError, Result};
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the Delta tables live, as a URL, so that nothing assumes a local disk:
+    /// `file:///abs/path` today, `s3://bucket/prefix` once object-store credentials are wired.
+    /// A relative path such as `./data/lake` is accepted and resolved against the working
+    /// directory. Env: `SUPPORTLAKE_LAKE_URL`. Example: `lake_url = "file:///srv/supportlake/lake"`.
+    pub lake_url: String,
+    /// Directory of the retrieval index generations. Env: `SUPPORTLAKE_INDEX_DIR`.
+    pub index_dir: PathBuf,
+    /// Address the answer server listens on; loopback by default so a demo never faces the
+    /// network by accident. Env: `SUPPORTLAKE_LISTEN`.
+    pub listen: String,
+    /// Secret key for the keyed hash of shopper emails (HMAC-SHA256). The lake keeps only this
+    /// hash, which lets the server verify "order number + email" without storing the address.
+    /// The default is a public demo key: set a private one for a real store, before the first
+    /// ingest (changing it makes existing hashes unmatchable). Env: `SUPPORTLAKE_PII_HASH_KEY`.
+    pub pii_hash_key: String,
+    /// Rows buffered per table before they are written as one Delta commit during ingest;
+    /// bounds memory whatever the input size. Env: `SUPPORTLAKE_INGEST_BATCH_ROWS`.
+    pub ingest_batch_rows: usize,
+    /// Directory holding ONNX Runtime and the embedding model, as fetched by
+    /// `scripts/fetch-assets`. Env: `SUPPORTLAKE_ASSETS_DIR`.
+    pub assets_dir: PathBuf,
+}
+
+/// The key everybody can read: fine for the demo store, wrong for real shopper data.
+pub const DEMO_PII_HASH_KEY: &str = "supportlake-demo-key-not-for-production";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            lake_url: "./data/lake".into(),
+            index_dir: PathBuf::from("./data/index"),
+            listen: "127.0.0.1:8080".into(),
+            pii_hash_key: DEMO_PII_HASH_KEY.into(),
+            ingest_batch_rows: 65_536,
+            assets_dir: PathBuf::from("./vendor"),
+        }
+    }
+}
+
+/// Every key with its environment variable, in one place so the docs, the loader and the
+/// tests cannot disagree.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("lake_url", "SUPPORTLAKE_LAKE_URL"),
+    ("index_dir", "SUPPORTLAKE_INDEX_DIR"),
+    ("listen", "SUPPORTLAKE_LISTEN"),
+    ("pii_hash_key", "SUPPORTLAKE_PII_HASH_KEY"),
+    ("ingest_batch_rows", "SUPPORTLAKE_INGEST_BATCH_ROWS"),
+    ("assets_dir", "SUPPORTLAKE_ASSETS_DIR"),
+];
+
+impl Config {
+    /// Loads defaults, then `file` (or `./supportlake.toml` when it exists), then the
+    /// environment as seen through `env`.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("supportlake.toml").exists() => {
+                Self::from_file(Path::new("supportlake.toml"))?
+            }
+            None => Self::default(),
+        };
+        for (key, var) in ENV_KEYS {
+            if let Some(value) = env(var) {
+                config.apply_override(key, &value).map_err(|e| match e {
+                    PipelineError::Config(msg) => PipelineError::Config(format!("{var}: {msg}")),
+                    other => other,
+                })?;
+            }
+        }
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PipelineError::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| PipelineError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Sets one key from its string form (how env vars and flags arrive).
+    pub fn apply_override(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "lake_url" => self.lake_url = value.into(),
+            "index_dir" => self.index_dir = value.into(),
+            "listen" => self.listen = value.into(),
+            "pii_hash_key" => self.pii_hash_key = value.into(),
+            "assets_dir" => self.assets_dir = value.into(),
+            "ingest_batch_rows" => {
+                self.ingest_batch_rows =
+                    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        PipelineError::Config(format!(
+                            "ingest_batch_rows must be a positive integer, got {value:?}"
+                        ))
+                    })?;
+            }
+            other => {
+                return Err(PipelineError::Config(format!(
+                    "unknown config key {other:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lake location as an absolute URL. Plain paths become `file://` URLs.
+    pub fn lake_url(&self) -> Result<Url> {
+        lake_url_from(&self.lake_url)
+    }
+}
+
+/// Turns `s3://…`, `file://…` or a plain (possibly relative) path into a URL.
+pub fn lake_url_from(location: &str) -> Result<Url> {
+    if location.contains("://") {
+        return Url::parse(location).map_err(|e| {
+            PipelineError::Config(format!("lake_url {location:?} is not a URL: {e}"))
+        });
+    }
+    let path = Path::new(location);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| PipelineError::Config(format!("cannot resolve {location:?}: {e}")))?
+            .join(path)
+    };
+    Url::from_directory_path(&absolute).map_err(|()| {
+        PipelineError::Config(format!("lake path {} is not absolute", absolute.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_beats_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("supportlake.toml");
+        std::fs::write(
+            &file,
+            "lake_url = \"/srv/lake\"\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), |var| {
+            (var == "SUPPORTLAKE_LISTEN").then(|| "127.0.0.1:7000".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.lake_url, "/srv/lake");
+        assert_eq!(config.listen, "127.0.0.1:7000");
+        assert_eq!(config.index_dir, PathBuf::from("./data/index"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_numbers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("supportlake.toml");
+        std::fs::write(&file, "lake_ur = \"/srv/lake\"\n").unwrap();
+        let err = Config::load(Some(&file), |_| None).unwrap_err().to_string();
+        assert!(err.contains("lake_ur"), "{err}");
+        let err = Config::load(None, |var| {
+            (var == "SUPPORTLAKE_INGEST_BATCH_ROWS").then(|| "zero".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SUPPORTLAKE_INGEST_BATCH_ROWS"), "{err}");
+    }
+
+    #[test]
+    fn plain_paths_become_file_urls() {
+        assert_eq!(
+            lake_url_from("/tmp/lake").unwrap().as_str(),
+            "file:///tmp/lake/"
+        );
+        assert_eq!(lake_url_from("s3://bucket/lake").unwrap().scheme(), "s3");
+        assert!(
+            lake_url_from("./data/lake")
+                .unwrap()
+                .as_str()
+                .ends_with("/data/lake/")
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The lake: Delta tables under one URL, written with keyed, versioned upserts.
+//!
+//! Each table lives at `<lake_url>/<table name>/`. Every write here is exactly one Delta
+//! commit (or none, when the input changes nothing), so a reader sees a batch entirely or not
+//! at all. The upsert is computed with DataFusion before anything is written:
+//!
+//! 1. the incoming batch is deduplicated by key, keeping the newest `updated_at`;
+//! 2. it is joined against the table's keys and versions, keeping only rows that are new or
+//!    strictly newer than what is stored — so replaying an input, or a late older event,
+//!    writes nothing;
+//! 3. only-new rows are appended (cheap); if any stored row is replaced, the rows go through
+//!    a Delta MERGE keyed on the table key (and partition, for pruning).
+
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::prelude::{SessionContext, col};
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+pub use schema::{TABLES, TableSpec, WriteMode};
+
+use crate::error::{PipelineError, Result};
+
+/// What one write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows that were inserted or replaced an older version.
+    pub written: usize,
+    /// Rows that matched what the lake already holds (same or older version): skipped.
+    pub unchanged: usize,
+}
+
+/// Handle on a lake location.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    url: Url,
+}
+
+/// Parquet files target this size: large enough for efficient scans, small enough that a
+/// merge rewrites little. Delta's own default for optimize is 100 MiB.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+fn writer_properties() -> WriterProperties {
+    // zstd level 3: most of zstd's ratio for a fraction of the CPU of higher levels.
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
+        .build()
+}
+
+impl Lake {
+    /// Opens (and for `file://`, creates) the lake location. Tables are created lazily.
+    pub fn open(url: Url) -> Result<Self> {
+        if url.scheme() == "file" {
+            let path = url
+                .to_file_path()
+                .map_err(|()| PipelineError::Config(format!("bad file URL {url}")))?;
+            std::fs::create_dir_all(&path).map_err(|e| PipelineError::io(&path, e))?;
+        }
+        let url = if url.path().ends_with('/') {
+            url
+        } else {
+            Url::parse(&format!("{url}/")).expect("appending a slash keeps a URL valid")
+        };
+        Ok(Self { url })
+    }
+
+    /// The lake's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// URL of one table's directory.
+    pub fn table_url(&self, name: &str) -> Url {
+        self.url
+            .join(&format!("{name}/"))
+            .expect("table names are URL-safe")
+    }
+
+    /// Loads a table, or `None` when it was never written.
+    pub async fn load(&self, spec: &TableSpec) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(spec.name);
+        if url.scheme() == "file" {
+            let log = url.to_file_path().expect("file URL").join("_delta_log");
+            if !log.exists() {
+                return Ok(None);
+            }
+        }
+        match DeltaTable::try_from_url(url).await {
+            Ok(table) if table.version().is_some() => Ok(Some(table)),
+            Ok(_) | Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a table, creating it empty (schema, partitioning, comment) when missing.
+    pub async fn ensure(&self, spec: &TableSpec) -> Result<DeltaTable> {
+        if let Some(table) = self.load(spec).await? {
+            return Ok(table);
+        }
+        let url = self.table_url(spec.name);
+        if url.scheme() == "file" {
+            let path = url.to_file_path().expect("file URL");
+            std::fs::create_dir_all(&path).map_err(|e| PipelineError::io(&path, e))?;
+        }
+        let structure: StructType = spec.schema.as_ref().try_into_kernel()?;
+        // Built without loading: there is no log to load yet, and loading would log an error.
+        let table = DeltaTableBuilder::from_url(url)?.build()?;
+        let table = table
+            .create()
+            .with_table_name(spec.name)
+            .with_comment(spec.description)
+            .with_columns(structure.fields().cloned())
+            .with_partition_columns(spec.partition.into_iter().map(String::from))
+            .with_save_mode(SaveMode::Ignore)
+            .await?;
+        Ok(table)
+    }
+
+    /// Creates every table that does not exist yet, so SQL sees the whole data model even
+    /// before a source fills a table.
+    pub async fn ensure_all(&self) -> Result<()> {
+        for spec in TABLES.iter() {
+            self.ensure(spec).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch with the table's [`WriteMode`], as at most one Delta commit.
+    pub async fn write(&self, spec: &TableSpec, batch: RecordBatch) -> Result<WriteOutcome> {
+        if batch.num_rows() == 0 {
+            return Ok(WriteOutcome::default());
+        }
+        let incoming = batch.num_rows();
+        let table = self.ensure(spec).await?;
+        if spec.mode == WriteMode::Append {
+            append(table, spec, vec![batch]).await?;
+            return Ok(WriteOutcome {
+                written: incoming,
+                unchanged: 0,
+            });
+        }
+        let (rows, replaces_existing) = new_or_newer_rows(&table, spec, batch).await?;
+        let written: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        let outcome = WriteOutcome {
+            written,
+            unchanged: incoming - written,
+        };
+        if written == 0 {
+            return Ok(outcome);
+        }
+        if replaces_existing {
+            merge(table, spec, rows).await?;
+        } else {
+            append(table, spec, rows).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+async fn append(table: DeltaTable, spec: &TableSpec, batches: Vec<RecordBatch>) -> Result<()> {
+    table
+        .write(batches)
+        .with_save_mode(SaveMode::Append)
+        .with_partition_columns(spec.partition.into_iter().map(String::from))
+        .with_writer_properties(writer_properties())
+        .with_target_file_size(std::num::NonZeroU64::new(TARGET_FILE_BYTES))
+        .await?;
+    Ok(())
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// Runs steps 1 and 2 of the module doc: returns the rows to write (with the table's
+/// schema) and whether any of them replaces a stored row.
+async fn new_or_newer_rows(
+    table: &DeltaTable,
+    spec: &TableSpec,
+    batch: RecordBatch,
+) -> Result<(Vec<RecordBatch>, bool)> {
+    let ctx = SessionContext::new();
+    let source = MemTable::try_new(spec.schema.clone(), vec![vec![batch]])?;
+    ctx.register_table("source", Arc::new(source))?;
+    table.update_datafusion_session(&ctx.state())?;
+    ctx.register_table("target", table.table_provider().await?)?;
+
+    let columns: Vec<String> = spec
+        .schema
+        .fields()
+        .iter()
+        .map(|f| quoted(f.name()))
+        .collect();
+    let keys: Vec<String> = spec.key.iter().map(|k| quoted(k)).collect();
+    let newest_first = match spec.version_column {
+        Some(v) => format!("{} DESC", quoted(v)),
+        None => keys.join(", "),
+    };
+    let join = keys
+        .iter()
+        .map(|k| format!("s.{k} = t.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let first_key = &keys[0];
+    let keep = match spec.version_column {
+        Some(v) => format!("t.{first_key} IS NULL OR s.{v} > t.{v}", v = quoted(v)),
+        None => format!("t.{first_key} IS NULL"),
+    };
+    // The target side only needs keys and version: a projection Parquet answers cheaply.
+    let mut target_columns = keys.clone();
+    if let Some(v) = spec.version_column {
+        target_columns.push(quoted(v));
+    }
+    let sql = format!(
+        "WITH src AS (SELECT {cols}, row_number() OVER (PARTITION BY {keys} ORDER BY {newest_first}) AS _rank FROM source), \
+              tgt AS (SELECT {target_cols} FROM target) \
+         SELECT {s_cols}, t.{first_key} IS NOT NULL AS _replaces \
+         FROM src s LEFT JOIN tgt t ON {join} \
+         WHERE s._rank = 1 AND ({keep})",
+        cols = columns.join(", "),
+        keys = keys.join(", "),
+        target_cols = target_columns.join(", "),
+        s_cols = columns
+            .iter()
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let found = ctx.sql(&sql).await?.collect().await?;
+    let width = spec.schema.fields().len();
+    let mut replaces_existing = false;
+    let mut rows = Vec::with_capacity(found.len());
+    for batch in found {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let flags = batch
+            .column(width)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| PipelineError::Sql("upsert flag is not boolean".into()))?;
+        replaces_existing |= flags.true_count() > 0;
+        let columns = batch.columns()[..width].to_vec();
+        rows.push(RecordBatch::try_new(spec.schema.clone(), columns)?);
+    }
+    Ok((rows, replaces_existing))
+}
+
+async fn merge(table: DeltaTable, spec: &TableSpec, rows: Vec<RecordBatch>) -> Result<()> {
+    let ctx = SessionContext::new();
+    let source = ctx.read_batches(rows)?;
+    let mut predicate: Vec<String> = spec
+        .key
+        .iter()
+        .map(|k| format!("target.{k} = source.{k}", k = quoted(k)))
+        .collect();
+    if let Some(p) = spec.partition {
+        predicate.push(format!("target.{p} = source.{p}", p = quoted(p)));
+    }
+    let names: Vec<String> = spec
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let version = spec.version_column;
+    table
+        .merge(source, predicate.join(" AND "))
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_writer_properties(writer_properties())
+        .when_matched_update(|update| {
+            let update = match version {
+                Some(v) => update.predicate(format!("source.{v} > target.{v}", v = quoted(v))),
+                None => update,
+            };
+            names.iter().fold(update, |u, n| {
+                u.update(n.as_str(), col(format!("source.{}", quoted(n))))
+            })
+        })?
+        .when_not_matched_insert(|insert| {
+            names.iter().fold(insert, |i, n| {
+                i.set(n.as_str(), col(format!("source.{}", quoted(n))))
+            })
+        })?
+        .await?;
+    Ok(())
+}
+
+/// Registers every existing table of the lake in a DataFusion session, by table name.
+pub async fn register_all(lake: &Lake, ctx: &SessionContext) -> Result<Vec<&'static str>> {
+    let mut registered = Vec::new();
+    for spec in TABLES.iter() {
+        if let Some(table) = lake.load(spec).await? {
+            table.update_datafusion_session(&ctx.state())?;
+            ctx.register_table(spec.name, table.table_provider().await?)?;
+            registered.push(spec.name);
+        }
+    }
+    Ok(registered)
+}
+
+/// Row counts of every existing table (for run summaries and tests).
+pub async fn row_counts(lake: &Lake) -> Result<HashMap<&'static str, i64>> {
+    let ctx = SessionContext::new();
+    let mut counts = HashMap::new();
+    for name in register_all(lake, &ctx).await? {
+        let batches = ctx
+            .sql(&format!("SELECT count(*) FROM {name}"))
+            .await?
+            .collect()
+            .await?;
+        let count = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        counts.insert(name, count);
+    }
+    Ok(counts)
+}
