@@ -40,7 +40,8 @@ enum Command {
         scale: u32,
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        #[arg(long, default_value = "data/demo-store")]
+        /// Output directory (required, so a bigger store never overwrites the bundled demo by accident).
+        #[arg(long)]
         out: PathBuf,
     },
     /// Ingest a directory of Shopify-format exports into the lake.

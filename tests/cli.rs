@@ -311,35 +311,29 @@ fn sql_refuses_to_write_and_leaves_the_lake_untouched() {
     );
 }
 
+fn generate(lake: &Path, seed: u64, out: &Path) {
+    let seed = seed.to_string();
+    ok(
+        lake,
+        &[
+            "generate",
+            "--scale",
+            "1",
+            "--seed",
+            &seed,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+}
+
 #[test]
 fn generate_is_byte_identical_for_a_seed_and_is_the_bundled_demo_store() {
     let tmp = tempfile::tempdir().unwrap();
     let lake = tmp.path().join("unused-lake");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    ok(
-        &lake,
-        &[
-            "generate",
-            "--scale",
-            "1",
-            "--seed",
-            "7",
-            "--out",
-            a.to_str().unwrap(),
-        ],
-    );
-    ok(
-        &lake,
-        &[
-            "generate",
-            "--scale",
-            "1",
-            "--seed",
-            "7",
-            "--out",
-            b.to_str().unwrap(),
-        ],
-    );
+    generate(&lake, 7, &a);
+    generate(&lake, 7, &b);
     let mut names: Vec<String> = std::fs::read_dir(&a)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -360,18 +354,7 @@ fn generate_is_byte_identical_for_a_seed_and_is_the_bundled_demo_store() {
         );
     }
     let c = tmp.path().join("c");
-    ok(
-        &lake,
-        &[
-            "generate",
-            "--scale",
-            "1",
-            "--seed",
-            "8",
-            "--out",
-            c.to_str().unwrap(),
-        ],
-    );
+    generate(&lake, 8, &c);
     assert_ne!(
         std::fs::read(a.join("orders.jsonl")).unwrap(),
         std::fs::read(c.join("orders.jsonl")).unwrap()

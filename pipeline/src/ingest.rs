@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use arrow_json::ReaderBuilder;
+use arrow_json::reader::Decoder;
 use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::concat_batches;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -53,36 +55,69 @@ impl IngestReport {
     }
 }
 
+/// Records handed from the reader thread to the writer at a time.
+const CHUNK_RECORDS: usize = 2048;
+/// Chunks the reader may run ahead of the writer: bounds the records in flight.
+const READ_AHEAD_CHUNKS: usize = 4;
+
 /// Progress callback: `(bytes read, total bytes)`.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Rows of one table waiting for their commit, already columnar: JSON rows go into an
+/// Arrow decoder as they arrive and leave it as record batches every [`DECODE_ROWS`], so a
+/// buffer costs Arrow's compact memory, not a JSON tree per row.
+struct TableBuffer {
+    spec: &'static TableSpec,
+    decoder: Decoder,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+}
+
+/// Rows decoded into one Arrow batch at a time.
+const DECODE_ROWS: usize = 8192;
 
 struct Buffers<'l> {
     lake: &'l Lake,
     limit: usize,
-    rows: BTreeMap<&'static str, Vec<Value>>,
+    tables: BTreeMap<&'static str, TableBuffer>,
     counts: BTreeMap<&'static str, TableCounts>,
 }
 
 impl Buffers<'_> {
     async fn push(&mut self, table: &'static str, row: Value) -> Result<()> {
-        let buffer = self.rows.entry(table).or_default();
-        buffer.push(row);
+        let buffer = match self.tables.entry(table) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let spec = schema::table(table)
+                    .ok_or_else(|| PipelineError::Input(format!("unknown table {table}")))?;
+                e.insert(TableBuffer {
+                    spec,
+                    decoder: decoder(spec)?,
+                    batches: Vec::new(),
+                    rows: 0,
+                })
+            }
+        };
+        buffer.decoder.serialize(std::slice::from_ref(&row))?;
+        buffer.rows += 1;
+        if buffer.decoder.len() >= DECODE_ROWS {
+            buffer.batches.extend(buffer.decoder.flush()?);
+        }
         self.counts.entry(table).or_default().rows += 1;
-        if buffer.len() >= self.limit {
+        if buffer.rows >= self.limit {
             self.flush(table).await?;
         }
         Ok(())
     }
 
     async fn flush(&mut self, table: &'static str) -> Result<()> {
-        let Some(rows) = self.rows.get_mut(table).filter(|r| !r.is_empty()) else {
+        let Some(buffer) = self.tables.get_mut(table).filter(|b| b.rows > 0) else {
             return Ok(());
         };
-        let rows = std::mem::take(rows);
-        let spec = schema::table(table)
-            .ok_or_else(|| PipelineError::Input(format!("unknown table {table}")))?;
-        let batch = to_batch(spec, &rows)?;
-        let outcome = self.lake.write(spec, batch).await?;
+        buffer.batches.extend(buffer.decoder.flush()?);
+        let batch = concat_batches(&buffer.spec.schema, &std::mem::take(&mut buffer.batches))?;
+        buffer.rows = 0;
+        let outcome = self.lake.write(buffer.spec, batch).await?;
         let counts = self.counts.entry(table).or_default();
         counts.written += outcome.written;
         counts.unchanged += outcome.unchanged;
@@ -90,7 +125,7 @@ impl Buffers<'_> {
     }
 
     async fn flush_all(&mut self) -> Result<()> {
-        let tables: Vec<&'static str> = self.rows.keys().copied().collect();
+        let tables: Vec<&'static str> = self.tables.keys().copied().collect();
         for table in tables {
             self.flush(table).await?;
         }
@@ -98,17 +133,26 @@ impl Buffers<'_> {
     }
 }
 
-/// Builds a batch with the table's schema from JSON rows. Strict: a field the schema does
-/// not know is a bug in a transform, and fails loudly rather than being dropped.
-pub fn to_batch(spec: &TableSpec, rows: &[Value]) -> Result<RecordBatch> {
-    let mut decoder = ReaderBuilder::new(spec.schema.clone())
+/// A strict decoder for a table: a field the schema does not know is a bug in a transform,
+/// and fails loudly rather than being dropped.
+fn decoder(spec: &TableSpec) -> Result<Decoder> {
+    Ok(ReaderBuilder::new(spec.schema.clone())
         .with_strict_mode(true)
-        .with_batch_size(rows.len().max(1))
-        .build_decoder()?;
-    decoder.serialize(rows)?;
-    Ok(decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(spec.schema.clone())))
+        .with_batch_size(DECODE_ROWS)
+        .build_decoder()?)
+}
+
+/// Builds one batch with the table's schema from JSON rows (strict, as [`decoder`]).
+pub fn to_batch(spec: &TableSpec, rows: &[Value]) -> Result<RecordBatch> {
+    let batches = rows
+        .chunks(DECODE_ROWS)
+        .map(|chunk| {
+            let mut decoder = decoder(spec)?;
+            decoder.serialize(chunk)?;
+            Ok(decoder.flush()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(concat_batches(&spec.schema, batches.iter().flatten())?)
 }
 
 /// The reason's class: the text before the first `:`.
@@ -139,16 +183,17 @@ pub async fn ingest(
     let ctx = Context {
         shop_id: export.shop_id.clone(),
         shop_domain: export.shop_domain.clone(),
-        pii_key: &config.pii_hash_key,
+        pii_key: config.pii_hash_key.clone(),
         export_time: export.export_time,
         blogs: export.blogs(),
     };
+    let shop_id = ctx.shop_id.clone();
     lake.ensure_all().await?;
     let total = export.total_bytes();
     let mut buffers = Buffers {
         lake,
         limit: config.ingest_batch_rows,
-        rows: BTreeMap::new(),
+        tables: BTreeMap::new(),
         counts: BTreeMap::new(),
     };
     let mut records_read = 0usize;
@@ -156,21 +201,30 @@ pub async fn ingest(
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut quarantined = 0usize;
 
-    // Reading is synchronous and the writes are async: records are collected in chunks and
-    // pushed between reads, so the buffers (not the chunk) bound memory.
-    let mut pending: Vec<Outcome> = Vec::with_capacity(4096);
-    let mut last_bytes = 0u64;
-    let mut chunks: Vec<(Vec<Outcome>, u64)> = Vec::new();
-    export.read(&ctx, |outcome, bytes| {
-        pending.push(outcome);
-        last_bytes = bytes;
-        if pending.len() >= 4096 {
-            chunks.push((std::mem::take(&mut pending), bytes));
-        }
-        Ok(())
-    })?;
-    chunks.push((pending, last_bytes));
-    for (chunk, bytes) in chunks {
+    // Parsing and mapping run on a thread of their own and hand over chunks of outcomes
+    // through a small bounded channel: one core reads while the other builds and writes
+    // Parquet, and a slow lake slows the reader instead of filling memory.
+    let (chunks, mut received) =
+        tokio::sync::mpsc::channel::<(Vec<Outcome>, u64)>(READ_AHEAD_CHUNKS);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut pending: Vec<Outcome> = Vec::with_capacity(CHUNK_RECORDS);
+        let mut last_bytes = 0u64;
+        export.read(&ctx, |outcome, bytes| {
+            pending.push(outcome);
+            last_bytes = bytes;
+            if pending.len() >= CHUNK_RECORDS {
+                let chunk = std::mem::replace(&mut pending, Vec::with_capacity(CHUNK_RECORDS));
+                chunks
+                    .blocking_send((chunk, bytes))
+                    .map_err(|_| PipelineError::Input("ingest writer stopped".into()))?;
+            }
+            Ok(())
+        })?;
+        // If the writer stopped, its own error is the one to report.
+        let _ = chunks.blocking_send((pending, last_bytes));
+        Ok::<(), PipelineError>(())
+    });
+    while let Some((chunk, bytes)) = received.recv().await {
         for outcome in chunk {
             records_read += 1;
             match outcome {
@@ -192,23 +246,31 @@ pub async fn ingest(
                     let id = hex::encode(
                         &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
                     );
-                    buffers.push("quarantine", json!({
-                        "shop_id": ctx.shop_id, "id": id, "run_id": run_id, "target_table": table,
-                        "source_file": file, "record_ref": record_ref, "reason": reason,
-                        "raw": truncate(&raw), "quarantined_at": now_micros(),
-                    })).await?;
+                    buffers
+                        .push(
+                            "quarantine",
+                            json!({
+                                "shop_id": shop_id, "id": id, "run_id": run_id, "target_table": table,
+                                "source_file": file, "record_ref": record_ref, "reason": reason,
+                                "raw": truncate(&raw), "quarantined_at": now_micros(),
+                            }),
+                        )
+                        .await?;
                 }
             }
         }
         progress(bytes, total);
     }
+    reader
+        .await
+        .map_err(|e| PipelineError::Input(format!("ingest reader failed: {e}")))??;
     buffers.flush_all().await?;
     let mut tables = buffers.counts;
     // Quarantine rows are reported by reason below, not as a data table.
     tables.remove("quarantine");
     let report = IngestReport {
         run_id: run_id.clone(),
-        shop_id: ctx.shop_id.clone(),
+        shop_id: shop_id.clone(),
         source: dir.display().to_string(),
         records_read,
         records_ok,
@@ -220,7 +282,7 @@ pub async fn ingest(
     let written: usize = report.tables.values().map(|c| c.written).sum();
     let unchanged: usize = report.tables.values().map(|c| c.unchanged).sum();
     let run = json!({
-        "shop_id": ctx.shop_id, "run_id": run_id, "source": report.source, "lake_url": lake.url().as_str(),
+        "shop_id": shop_id, "run_id": run_id, "source": report.source, "lake_url": lake.url().as_str(),
         "started_at": started_at, "finished_at": now_micros(),
         "status": if report.succeeded() { "succeeded" } else { "failed" },
         "records_read": records_read, "rows_written": written, "rows_unchanged": unchanged,

@@ -23,6 +23,8 @@ pub enum Format {
 /// A query session over the lake.
 pub struct SqlEngine {
     ctx: SessionContext,
+    /// Registered table names, offered when a query names one that does not exist.
+    tables: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -44,7 +46,10 @@ impl SqlEngine {
                 lake.url()
             )));
         }
-        Ok(Self { ctx })
+        Ok(Self {
+            ctx,
+            tables: registered,
+        })
     }
 
     /// Runs one read-only statement.
@@ -61,6 +66,9 @@ impl SqlEngine {
                 PipelineError::Sql(format!(
                     "refused: the lake is read-only through `sql` ({text}); queries may only read"
                 ))
+            } else if text.contains("table '") && text.contains("not found") {
+                let tables = self.tables.join(", ");
+                PipelineError::Sql(format!("query error: {text} (the lake's tables: {tables})"))
             } else {
                 PipelineError::Sql(format!("query error: {text}"))
             }

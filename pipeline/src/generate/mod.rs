@@ -32,6 +32,7 @@ use chrono::Duration;
 use serde_json::{Value, json};
 
 use crate::error::{PipelineError, Result};
+use crate::source::fields::format_cents as money;
 use commerce::{OrderState, PLACES, SHOP_DOMAIN, SHOP_ID, SHOP_NUMERIC_ID, exported_at, ts};
 
 /// What `generate` wrote.
@@ -108,15 +109,6 @@ fn write_json(dir: &Path, name: &str, value: &Value) -> Result<()> {
     out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(|e| PipelineError::io(dir.join(name), e))
-}
-
-fn money(cents: i64) -> String {
-    format!(
-        "{}{}.{:02}",
-        if cents < 0 { "-" } else { "" },
-        cents.abs() / 100,
-        cents.abs() % 100
-    )
 }
 
 /// Writes the store at `scale` with `seed` into `out`.

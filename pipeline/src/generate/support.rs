@@ -17,6 +17,7 @@ use super::catalog;
 use super::commerce::{self, Customer, Order, Timeline};
 use super::content::{self, ARTICLES, POLICIES, TEMPLATES, UTTERANCES};
 use super::rng::{Rng, Stream};
+use crate::source::fields::format_cents;
 
 /// Intents and their share of conversations.
 pub const INTENT_MIX: &[(&str, f64)] = &[
@@ -216,6 +217,26 @@ struct Script {
 }
 
 impl Script {
+    /// The shopper asks for more and the assistant hands the conversation to a person.
+    fn shopper_escalates(
+        &mut self,
+        rng: &mut Rng,
+        intent: &str,
+        asks: String,
+        confidence: f64,
+        after_seconds: i64,
+    ) {
+        self.say("shopper", None, asks, None, after_seconds);
+        let turn = turn_json(rng, "handoff", intent, confidence, &[], false, None, false);
+        self.say(
+            "ai",
+            None,
+            rng.pick(&TEMPLATES.ai_handoff).clone(),
+            Some(turn),
+            2,
+        );
+    }
+
     fn say(
         &mut self,
         role: &str,
@@ -379,10 +400,7 @@ fn play(
             o.delivered_at().unwrap_or(o.created_at + Duration::days(5)) + Duration::days(30);
         values.insert("return_deadline", deadline.format("%B %-d").to_string());
         let refund = o.refund.as_ref().map_or(o.total_cents(), |r| r.1);
-        values.insert(
-            "refund_amount",
-            format!("${}.{:02}", refund / 100, refund % 100),
-        );
+        values.insert("refund_amount", format!("${}", format_cents(refund)));
     }
     let facts = Facts { values };
 
@@ -506,21 +524,9 @@ fn play(
                     rng.between(1, 3),
                 );
                 if rng.chance(0.55) {
-                    script.say(
-                        "shopper",
-                        None,
-                        rng.pick(&TEMPLATES.shopper_followups.ask_human).clone(),
-                        None,
-                        rng.between(10, 90),
-                    );
-                    let turn = turn_json(rng, "handoff", &intent, 0.3, &[], false, None, false);
-                    script.say(
-                        "ai",
-                        None,
-                        rng.pick(&TEMPLATES.ai_handoff).clone(),
-                        Some(turn),
-                        2,
-                    );
+                    let asks = rng.pick(&TEMPLATES.shopper_followups.ask_human).clone();
+                    let after = rng.between(10, 90);
+                    script.shopper_escalates(rng, &intent, asks, 0.3, after);
                     path = "ai_then_human";
                     handoff = Some(
                         json!({"reason": if reason == "missing_data" { "missing_data" } else { "low_confidence" }}),
@@ -575,21 +581,9 @@ fn play(
                     } else {
                         &TEMPLATES.shopper_followups.ask_human
                     };
-                    script.say(
-                        "shopper",
-                        None,
-                        rng.pick(text).clone(),
-                        None,
-                        rng.between(15, 120),
-                    );
-                    let turn = turn_json(rng, "handoff", &intent, 0.35, &[], false, None, false);
-                    script.say(
-                        "ai",
-                        None,
-                        rng.pick(&TEMPLATES.ai_handoff).clone(),
-                        Some(turn),
-                        2,
-                    );
+                    let asks = rng.pick(text).clone();
+                    let after = rng.between(15, 120);
+                    script.shopper_escalates(rng, &intent, asks, 0.35, after);
                     path = "ai_then_human";
                     handoff = Some(json!({"reason": "explicit_request"}));
                 }

@@ -16,7 +16,10 @@ pub mod schema;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
+use deltalake::arrow::array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::take_record_batch;
+use deltalake::arrow::datatypes::TimestampMicrosecondType;
+use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::{SessionContext, col};
 use deltalake::kernel::StructType;
@@ -151,6 +154,16 @@ impl Lake {
                 unchanged: 0,
             });
         }
+        let batch = newest_per_key(spec, &batch)?;
+        if table.snapshot()?.log_data().num_files() == 0 {
+            // Nothing stored yet: every (deduplicated) row is new, no join needed.
+            let written = batch.num_rows();
+            append(table, spec, vec![batch]).await?;
+            return Ok(WriteOutcome {
+                written,
+                unchanged: incoming - written,
+            });
+        }
         let (rows, replaces_existing) = new_or_newer_rows(&table, spec, batch).await?;
         let written: usize = rows.iter().map(RecordBatch::num_rows).sum();
         let outcome = WriteOutcome {
@@ -184,8 +197,61 @@ fn quoted(name: &str) -> String {
     format!("\"{name}\"")
 }
 
-/// Runs steps 1 and 2 of the module doc: returns the rows to write (with the table's
-/// schema) and whether any of them replaces a stored row.
+/// Step 1 of the module doc: keeps one row per key, the one with the newest version (the
+/// last of equal versions, as a replay of the same stream would).
+fn newest_per_key(spec: &TableSpec, batch: &RecordBatch) -> Result<RecordBatch> {
+    let key_columns: Vec<_> = spec
+        .key
+        .iter()
+        .map(|k| {
+            batch
+                .column(
+                    spec.schema
+                        .index_of(k)
+                        .expect("key columns are in the schema"),
+                )
+                .clone()
+        })
+        .collect();
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let keys = converter.convert_columns(&key_columns)?;
+    let versions = spec.version_column.map(|v| {
+        let index = spec
+            .schema
+            .index_of(v)
+            .expect("version column is in the schema");
+        batch
+            .column(index)
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone()
+    });
+    let version = |i: usize| versions.as_ref().map_or(0, |v| v.value(i));
+    let mut newest: HashMap<_, usize> = HashMap::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        newest
+            .entry(keys.row(i))
+            .and_modify(|kept| {
+                if version(i) >= version(*kept) {
+                    *kept = i;
+                }
+            })
+            .or_insert(i);
+    }
+    if newest.len() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    let mut indices: Vec<u32> = newest.into_values().map(|i| i as u32).collect();
+    indices.sort_unstable();
+    Ok(take_record_batch(batch, &UInt32Array::from(indices))?)
+}
+
+/// Step 2 of the module doc: returns the rows to write (with the table's schema) and
+/// whether any of them replaces a stored row.
 async fn new_or_newer_rows(
     table: &DeltaTable,
     spec: &TableSpec,
@@ -204,10 +270,6 @@ async fn new_or_newer_rows(
         .map(|f| quoted(f.name()))
         .collect();
     let keys: Vec<String> = spec.key.iter().map(|k| quoted(k)).collect();
-    let newest_first = match spec.version_column {
-        Some(v) => format!("{} DESC", quoted(v)),
-        None => keys.join(", "),
-    };
     let join = keys
         .iter()
         .map(|k| format!("s.{k} = t.{k}"))
@@ -224,13 +286,10 @@ async fn new_or_newer_rows(
         target_columns.push(quoted(v));
     }
     let sql = format!(
-        "WITH src AS (SELECT {cols}, row_number() OVER (PARTITION BY {keys} ORDER BY {newest_first}) AS _rank FROM source), \
-              tgt AS (SELECT {target_cols} FROM target) \
+        "WITH tgt AS (SELECT {target_cols} FROM target) \
          SELECT {s_cols}, t.{first_key} IS NOT NULL AS _replaces \
-         FROM src s LEFT JOIN tgt t ON {join} \
-         WHERE s._rank = 1 AND ({keep})",
-        cols = columns.join(", "),
-        keys = keys.join(", "),
+         FROM source s LEFT JOIN tgt t ON {join} \
+         WHERE {keep}",
         target_cols = target_columns.join(", "),
         s_cols = columns
             .iter()

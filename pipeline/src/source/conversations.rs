@@ -21,7 +21,7 @@ fn month(micros: i64) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub fn conversation(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn conversation(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let c = Obj::of(record, "conversation")?;
     let id = c.str("id")?;
     let started_at = c.ts("started_at")?;

@@ -187,6 +187,12 @@ pub fn check_money(text: &str) -> Option<String> {
     ok.then(|| text.to_string())
 }
 
+/// Cents as Shopify writes amounts: `-405` → `"-4.05"`.
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,10 +26,10 @@ pub type Rows = Vec<(&'static str, Value)>;
 
 /// What every transform needs to know besides the record.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub struct Context {
     pub shop_id: String,
     pub shop_domain: String,
-    pub pii_key: &'a str,
+    pub pii_key: String,
     /// When the export was taken (µs): the version of rows whose format has no timestamps.
     pub export_time: i64,
     /// Blog id → handle, for article URLs.
@@ -93,7 +93,7 @@ impl FileKind {
         }
     }
 
-    fn transform(self, ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+    fn transform(self, ctx: &Context, record: &Value) -> Result<Rows, Reason> {
         match self {
             Self::Shop => shopify::shop(ctx, record),
             Self::InventoryLevels => shopify::inventory_level(ctx, record),
@@ -227,7 +227,7 @@ impl ExportDir {
     /// Streams every record to `sink`, with the bytes read so far.
     pub fn read(
         &self,
-        ctx: &Context<'_>,
+        ctx: &Context,
         mut sink: impl FnMut(Outcome, u64) -> Result<()>,
     ) -> Result<()> {
         let mut bytes_before = 0u64;
@@ -339,7 +339,7 @@ impl ExportDir {
 }
 
 fn read_csv(
-    ctx: &Context<'_>,
+    ctx: &Context,
     path: &Path,
     sink: &mut dyn FnMut(Outcome, u64) -> Result<()>,
     quarantine: &dyn Fn(String, Reason, String) -> Outcome,

@@ -67,7 +67,7 @@ fn flag(text: &str, what: &str) -> Result<Value, Reason> {
 
 /// Maps one CSV row. `state` carries the current product across its variant rows.
 pub fn row(
-    ctx: &Context<'_>,
+    ctx: &Context,
     columns: &Columns,
     state: &mut ProductState,
     row: &csv::StringRecord,

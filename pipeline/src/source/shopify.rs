@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::fields::{Obj, Reason};
+use super::fields::{Obj, Reason, format_cents};
 use super::{Context, Rows};
 use crate::pii;
 
@@ -44,7 +44,7 @@ const RETURN_STATUSES: &[&str] = &[
     "cancelled",
 ];
 
-pub fn shop(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn shop(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let outer = Obj::of(record, "record")?;
     let o = outer.obj("shop")?.unwrap_or(outer);
     Ok(vec![(
@@ -59,7 +59,7 @@ pub fn shop(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
     )])
 }
 
-pub fn inventory_level(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn inventory_level(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let o = Obj::of(record, "inventory level")?;
     Ok(vec![(
         "inventory_levels",
@@ -72,7 +72,7 @@ pub fn inventory_level(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason
 }
 
 /// Shopify's policy objects carry no type; it is the handle without `-policy`.
-pub fn policy(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn policy(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let o = Obj::of(record, "policy")?;
     let handle = o.str("handle")?;
     let policy_type = handle.trim_end_matches("-policy").replace('-', "_");
@@ -86,7 +86,7 @@ pub fn policy(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
     )])
 }
 
-pub fn article(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn article(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let o = Obj::of(record, "article")?;
     let blog_id = o.opt_id("blog_id")?;
     let blog_handle = blog_id.and_then(|id| ctx.blogs.get(&id).cloned());
@@ -108,7 +108,7 @@ pub fn article(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
 
 /// Customers keep a keyed email hash, a masked email and a last initial: enough for an
 /// agent to recognise someone, not enough to leak them.
-pub fn customer(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn customer(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let o = Obj::of(record, "customer")?;
     let email = o.opt_str("email")?;
     let address = o.obj("default_address")?;
@@ -121,7 +121,7 @@ pub fn customer(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
         "customers",
         json!({
             "shop_id": ctx.shop_id, "id": o.id("id")?,
-            "email_hash": email.map(|e| pii::email_hash(ctx.pii_key, e)),
+            "email_hash": email.map(|e| pii::email_hash(&ctx.pii_key, e)),
             "email_masked": email.map(pii::mask_email),
             "first_name": o.opt_str("first_name")?,
             "last_initial": o.opt_str("last_name")?.and_then(|l| l.chars().next()).map(String::from),
@@ -138,7 +138,7 @@ pub fn customer(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
 }
 
 /// An order and everything nested in it: lines, fulfillments, refunds, returns.
-pub fn order(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
+pub fn order(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
     let o = Obj::of(record, "order")?;
     let id = o.id("id")?;
     let updated_at = o.ts("updated_at")?;
@@ -162,7 +162,7 @@ pub fn order(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
     rows.push(("orders", json!({
         "shop_id": ctx.shop_id, "id": id, "order_number": o.opt_i64("order_number")?,
         "name": o.opt_str("name")?, "customer_id": customer_id,
-        "email_hash": email.map(|e| pii::email_hash(ctx.pii_key, e)),
+        "email_hash": email.map(|e| pii::email_hash(&ctx.pii_key, e)),
         "financial_status": o.opt_enum("financial_status", FINANCIAL_STATUSES)?,
         "fulfillment_status": o.opt_enum("fulfillment_status", FULFILLMENT_STATUSES)?,
         "cancel_reason": o.opt_str("cancel_reason")?, "cancelled_at": o.opt_ts("cancelled_at")?,
@@ -224,7 +224,7 @@ pub fn order(ctx: &Context<'_>, record: &Value) -> Result<Rows, Reason> {
         let created = r.opt_ts("created_at")?;
         rows.push(("refunds", json!({
             "shop_id": ctx.shop_id, "id": r.id("id")?, "order_id": id, "note": r.opt_str("note")?,
-            "amount": from_cents(amount_cents), "currency": currency, "line_item_ids": line_ids,
+            "amount": format_cents(amount_cents), "currency": currency, "line_item_ids": line_ids,
             "restock": r.opt_bool("restock")?, "processed_at": r.opt_ts("processed_at")?,
             "created_at": created, "updated_at": created.unwrap_or(updated_at),
         })));
@@ -264,15 +264,6 @@ fn to_cents(amount: &str) -> i64 {
     if negative { -cents } else { cents }
 }
 
-fn from_cents(cents: i64) -> String {
-    format!(
-        "{}{}.{:02}",
-        if cents < 0 { "-" } else { "" },
-        cents.abs() / 100,
-        cents.abs() % 100
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +271,7 @@ mod tests {
     #[test]
     fn cents_round_trip() {
         for s in ["0.00", "12.30", "-4.05", "7"] {
-            let back = from_cents(to_cents(s));
+            let back = format_cents(to_cents(s));
             assert_eq!(to_cents(&back), to_cents(s), "{s}");
         }
         assert_eq!(to_cents("12.3"), 1230);
