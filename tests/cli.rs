@@ -311,6 +311,36 @@ fn sql_refuses_to_write_and_leaves_the_lake_untouched() {
     );
 }
 
+/// Byte equality, reported as the first differing line rather than two megabyte dumps.
+fn assert_same(name: &str, left: &[u8], right: &[u8], context: &str) {
+    if left == right {
+        return;
+    }
+    let (l, r) = (
+        String::from_utf8_lossy(left),
+        String::from_utf8_lossy(right),
+    );
+    let line = l
+        .lines()
+        .zip(r.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(l.lines().count().min(r.lines().count()));
+    let show = |text: &str| {
+        text.lines()
+            .nth(line)
+            .unwrap_or("<end of file>")
+            .chars()
+            .take(300)
+            .collect::<String>()
+    };
+    panic!(
+        "{name} differs {context} at line {}:\n  {}\n  {}",
+        line + 1,
+        show(&l),
+        show(&r)
+    );
+}
+
 fn generate(lake: &Path, seed: u64, out: &Path) {
     let seed = seed.to_string();
     ok(
@@ -342,15 +372,18 @@ fn generate_is_byte_identical_for_a_seed_and_is_the_bundled_demo_store() {
     assert!(names.len() >= 9, "{names:?}");
     for name in &names {
         let left = std::fs::read(a.join(name)).unwrap();
-        assert_eq!(
-            left,
-            std::fs::read(b.join(name)).unwrap(),
-            "{name} differs between runs"
+        assert_same(
+            name,
+            &left,
+            &std::fs::read(b.join(name)).unwrap(),
+            "between two runs",
         );
-        assert_eq!(
-            left,
-            std::fs::read(root().join("data/demo-store").join(name)).unwrap(),
-            "{name} differs from data/demo-store: regenerate it"
+        let bundled = std::fs::read(root().join("data/demo-store").join(name)).unwrap();
+        assert_same(
+            name,
+            &left,
+            &bundled,
+            "from data/demo-store (regenerate it)",
         );
     }
     let c = tmp.path().join("c");

@@ -542,11 +542,22 @@ fn play(
                 } else if matches!(intent.as_str(), "product_question" | "stock_availability") {
                     cited.insert(0, format!("product:{}", product.handle));
                 }
-                let answers = TEMPLATES
-                    .ai_answers
-                    .get(&intent)
-                    .cloned()
-                    .unwrap_or_else(|| TEMPLATES.ai_abstentions.clone());
+                let answers: Vec<&String> = match TEMPLATES.ai_answers.get(&intent) {
+                    Some(all) => {
+                        let state = StoreState {
+                            shipped: order.as_ref().map(|o| !o.shipments.is_empty()),
+                            in_stock: variant.quantity > 0,
+                        };
+                        let fitting: Vec<&String> =
+                            all.iter().filter(|t| state.allows(t)).collect();
+                        if fitting.is_empty() {
+                            all.iter().collect()
+                        } else {
+                            fitting
+                        }
+                    }
+                    None => TEMPLATES.ai_abstentions.iter().collect(),
+                };
                 let confidence = 0.62 + rng.unit() * 0.36;
                 let turn = turn_json(rng, kind, &intent, confidence, &cited, false, None, false);
                 script.say(
@@ -749,6 +760,47 @@ fn play(
     (record, next)
 }
 
+/// What the store's records say, so an automated answer never contradicts them (no "it has
+/// shipped" for an order still in the warehouse, no "in stock" for a sold-out variant).
+struct StoreState {
+    /// Whether the order in question has shipped; `None` when there is no order.
+    shipped: Option<bool>,
+    in_stock: bool,
+}
+
+impl StoreState {
+    const SHIPPED: &[&str] = &[
+        "already shipped",
+        "shipped with",
+        "in transit",
+        "on its way",
+    ];
+    const NOT_SHIPPED: &[&str] = &[
+        "hasn't shipped",
+        "hadn't shipped",
+        "still being",
+        "waiting for",
+        "packed at",
+    ];
+    const SOLD_OUT: &[&str] = &["out of stock", "restock date"];
+    const IN_STOCK: &[&str] = &["is in stock", "is available in"];
+
+    fn allows(&self, template: &str) -> bool {
+        let says = |phrases: &[&str]| phrases.iter().any(|p| template.contains(p));
+        let shipping_ok = match self.shipped {
+            Some(true) => !says(Self::NOT_SHIPPED),
+            Some(false) => !says(Self::SHIPPED),
+            None => true,
+        };
+        let stock_ok = if self.in_stock {
+            !says(Self::SOLD_OUT)
+        } else {
+            !says(Self::IN_STOCK)
+        };
+        shipping_ok && stock_ok
+    }
+}
+
 fn answer_kind(intent: &str) -> &'static str {
     match intent {
         "order_status"
@@ -845,4 +897,41 @@ fn replace_long_numbers(text: &str, order_name: &str) -> String {
     static LONG_NUMBER: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(r"#?\b\d{6,}\b").expect("valid regex"));
     LONG_NUMBER.replace_all(text, order_name).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_never_contradict_the_records() {
+        let unshipped = StoreState {
+            shipped: Some(false),
+            in_stock: true,
+        };
+        assert!(!unshipped.allows("Order #1001 shipped with UPS and is on its way."));
+        assert!(unshipped.allows("Order #1001 hasn't shipped yet, so it can still be changed."));
+        let shipped = StoreState {
+            shipped: Some(true),
+            in_stock: true,
+        };
+        assert!(!shipped.allows("Order #1001 is still being prepared."));
+        let sold_out = StoreState {
+            shipped: None,
+            in_stock: false,
+        };
+        assert!(!sold_out.allows("Good news: the Cascade Jacket is in stock in M."));
+        assert!(sold_out.allows("The Cascade Jacket in M is out of stock right now."));
+    }
+
+    #[test]
+    fn placeholders_are_filled_or_said_in_words() {
+        let mut values = BTreeMap::new();
+        values.insert("order_number", "#1042".to_string());
+        let facts = Facts { values };
+        assert_eq!(
+            facts.fill("Order {order_number} ships with {carrier}."),
+            "Order #1042 ships with it."
+        );
+    }
 }
