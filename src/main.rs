@@ -9,6 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pipeline::sql::{Format, SqlEngine, render};
 use pipeline::{Config, Lake};
 
+// Ingest allocates many small JSON values on two threads at once; glibc's allocator spent a
+// third of the ingest profile in malloc/free and its arena locks (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "supportlake",

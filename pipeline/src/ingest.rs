@@ -1,8 +1,9 @@
 //! `supportlake ingest DIR`: an export directory into the lake.
 //!
-//! Records stream from [`ExportDir::read`] into one buffer per table; a full buffer becomes
-//! an Arrow batch (built against the table's explicit schema) and one upsert commit
-//! ([`Lake::write`]). Bad records never stop a run: they become `quarantine` rows with the
+//! Records stream from [`ExportDir::read`] on a reader thread, which maps them to rows and
+//! decodes the rows into Arrow batches against each table's explicit schema; the writer
+//! gathers a table's batches until it has `ingest_batch_rows` of them and makes them one
+//! upsert commit ([`Lake::write`]). Bad records never stop a run: they become `quarantine` rows with the
 //! file, the record's position and the reason. Every run appends one `ingest_runs` row.
 
 use std::collections::BTreeMap;
@@ -55,79 +56,107 @@ impl IngestReport {
     }
 }
 
-/// Records handed from the reader thread to the writer at a time.
-const CHUNK_RECORDS: usize = 2048;
-/// Chunks the reader may run ahead of the writer: bounds the records in flight.
-const READ_AHEAD_CHUNKS: usize = 4;
+/// Rows decoded into one Arrow batch at a time, on the reader's side.
+const DECODE_ROWS: usize = 8192;
+/// Batches the reader may run ahead of the writer: bounds what is in flight.
+const READ_AHEAD_BATCHES: usize = 16;
+/// Records between two progress reports.
+const PROGRESS_EVERY: usize = 4096;
 
 /// Progress callback: `(bytes read, total bytes)`.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-/// Rows of one table waiting for their commit, already columnar: JSON rows go into an
-/// Arrow decoder as they arrive and leave it as record batches every [`DECODE_ROWS`], so a
-/// buffer costs Arrow's compact memory, not a JSON tree per row.
-struct TableBuffer {
-    spec: &'static TableSpec,
-    decoder: Decoder,
-    batches: Vec<RecordBatch>,
-    rows: usize,
+/// What the reader thread hands the writer.
+enum Handoff {
+    Batch(&'static str, RecordBatch),
+    Progress(u64),
 }
 
-/// Rows decoded into one Arrow batch at a time.
-const DECODE_ROWS: usize = 8192;
-
-struct Buffers<'l> {
-    lake: &'l Lake,
-    limit: usize,
-    tables: BTreeMap<&'static str, TableBuffer>,
-    counts: BTreeMap<&'static str, TableCounts>,
+/// The reader's side of the buffers: one strict Arrow JSON decoder per table, turning rows
+/// into columnar batches as they arrive, so no JSON tree outlives its record.
+#[derive(Default)]
+struct Decoders {
+    tables: BTreeMap<&'static str, (&'static TableSpec, Decoder)>,
 }
 
-impl Buffers<'_> {
-    async fn push(&mut self, table: &'static str, row: Value) -> Result<()> {
-        let buffer = match self.tables.entry(table) {
+impl Decoders {
+    /// Adds a row; returns a batch once the table has [`DECODE_ROWS`] of them.
+    fn push(&mut self, table: &'static str, row: &Value) -> Result<Option<RecordBatch>> {
+        let (_, decoder) = match self.tables.entry(table) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
                 let spec = schema::table(table)
                     .ok_or_else(|| PipelineError::Input(format!("unknown table {table}")))?;
-                e.insert(TableBuffer {
-                    spec,
-                    decoder: decoder(spec)?,
-                    batches: Vec::new(),
-                    rows: 0,
-                })
+                e.insert((spec, decoder(spec)?))
             }
         };
-        buffer.decoder.serialize(std::slice::from_ref(&row))?;
-        buffer.rows += 1;
-        if buffer.decoder.len() >= DECODE_ROWS {
-            buffer.batches.extend(buffer.decoder.flush()?);
+        decoder.serialize(std::slice::from_ref(row))?;
+        if decoder.len() >= DECODE_ROWS {
+            return Ok(decoder.flush()?);
         }
-        self.counts.entry(table).or_default().rows += 1;
-        if buffer.rows >= self.limit {
-            self.flush(table).await?;
+        Ok(None)
+    }
+
+    /// The rows still held, as batches.
+    fn finish(self) -> Result<Vec<(&'static str, RecordBatch)>> {
+        let mut out = Vec::new();
+        for (table, (_, mut decoder)) in self.tables {
+            if let Some(batch) = decoder.flush()? {
+                out.push((table, batch));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the reader saw.
+#[derive(Default)]
+struct ReadStats {
+    records_read: usize,
+    records_ok: usize,
+    quarantined: usize,
+    reasons: BTreeMap<String, usize>,
+    rows: BTreeMap<&'static str, usize>,
+}
+
+/// The writer's side: batches per table until a table has `limit` rows, then one write.
+struct Pending<'l> {
+    lake: &'l Lake,
+    limit: usize,
+    tables: BTreeMap<&'static str, (Vec<RecordBatch>, usize)>,
+    counts: BTreeMap<&'static str, TableCounts>,
+}
+
+impl Pending<'_> {
+    async fn add(&mut self, table: &'static str, batch: RecordBatch) -> Result<()> {
+        let (batches, rows) = self.tables.entry(table).or_default();
+        *rows += batch.num_rows();
+        batches.push(batch);
+        if *rows >= self.limit {
+            self.write(table).await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self, table: &'static str) -> Result<()> {
-        let Some(buffer) = self.tables.get_mut(table).filter(|b| b.rows > 0) else {
+    async fn write(&mut self, table: &'static str) -> Result<()> {
+        let Some((batches, rows)) = self.tables.get_mut(table).filter(|(_, rows)| *rows > 0) else {
             return Ok(());
         };
-        buffer.batches.extend(buffer.decoder.flush()?);
-        let batch = concat_batches(&buffer.spec.schema, &std::mem::take(&mut buffer.batches))?;
-        buffer.rows = 0;
-        let outcome = self.lake.write(buffer.spec, batch).await?;
+        let spec = schema::table(table)
+            .ok_or_else(|| PipelineError::Input(format!("unknown table {table}")))?;
+        let batch = concat_batches(&spec.schema, &std::mem::take(batches))?;
+        *rows = 0;
+        let outcome = self.lake.write(spec, batch).await?;
         let counts = self.counts.entry(table).or_default();
         counts.written += outcome.written;
         counts.unchanged += outcome.unchanged;
         Ok(())
     }
 
-    async fn flush_all(&mut self) -> Result<()> {
+    async fn write_all(&mut self) -> Result<()> {
         let tables: Vec<&'static str> = self.tables.keys().copied().collect();
         for table in tables {
-            self.flush(table).await?;
+            self.write(table).await?;
         }
         Ok(())
     }
@@ -190,82 +219,85 @@ pub async fn ingest(
     let shop_id = ctx.shop_id.clone();
     lake.ensure_all().await?;
     let total = export.total_bytes();
-    let mut buffers = Buffers {
+
+    // Parsing, mapping and decoding to Arrow run on a thread of their own, handing batches
+    // over a small bounded channel: one core reads while the other encodes Parquet and
+    // commits, and a slow lake slows the reader instead of filling memory.
+    let (handoff, mut received) = tokio::sync::mpsc::channel::<Handoff>(READ_AHEAD_BATCHES);
+    let reader_run_id = run_id.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let send = |message: Handoff| {
+            handoff
+                .blocking_send(message)
+                .map_err(|_| PipelineError::Input("ingest writer stopped".into()))
+        };
+        let mut decoders = Decoders::default();
+        let mut stats = ReadStats::default();
+        export.read(&ctx, |outcome, bytes| {
+            stats.records_read += 1;
+            let rows = match outcome {
+                Outcome::Rows(rows) => {
+                    stats.records_ok += 1;
+                    rows
+                }
+                Outcome::Quarantined { file, record_ref, table, reason, raw } => {
+                    stats.quarantined += 1;
+                    *stats.reasons.entry(reason_class(&reason)).or_default() += 1;
+                    // Keyed by content, so replaying the same bad input adds nothing.
+                    let id = hex::encode(
+                        &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
+                    );
+                    vec![("quarantine", json!({
+                        "shop_id": ctx.shop_id, "id": id, "run_id": reader_run_id, "target_table": table,
+                        "source_file": file, "record_ref": record_ref, "reason": reason,
+                        "raw": truncate(&raw), "quarantined_at": now_micros(),
+                    }))]
+                }
+            };
+            for (table, row) in rows {
+                *stats.rows.entry(table).or_default() += 1;
+                if let Some(batch) = decoders.push(table, &row)? {
+                    send(Handoff::Batch(table, batch))?;
+                }
+            }
+            if stats.records_read.is_multiple_of(PROGRESS_EVERY) {
+                send(Handoff::Progress(bytes))?;
+            }
+            Ok(())
+        })?;
+        for (table, batch) in decoders.finish()? {
+            send(Handoff::Batch(table, batch))?;
+        }
+        send(Handoff::Progress(total))?;
+        Ok::<ReadStats, PipelineError>(stats)
+    });
+    let mut pending = Pending {
         lake,
         limit: config.ingest_batch_rows,
         tables: BTreeMap::new(),
         counts: BTreeMap::new(),
     };
-    let mut records_read = 0usize;
-    let mut records_ok = 0usize;
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut quarantined = 0usize;
-
-    // Parsing and mapping run on a thread of their own and hand over chunks of outcomes
-    // through a small bounded channel: one core reads while the other builds and writes
-    // Parquet, and a slow lake slows the reader instead of filling memory.
-    let (chunks, mut received) =
-        tokio::sync::mpsc::channel::<(Vec<Outcome>, u64)>(READ_AHEAD_CHUNKS);
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut pending: Vec<Outcome> = Vec::with_capacity(CHUNK_RECORDS);
-        let mut last_bytes = 0u64;
-        export.read(&ctx, |outcome, bytes| {
-            pending.push(outcome);
-            last_bytes = bytes;
-            if pending.len() >= CHUNK_RECORDS {
-                let chunk = std::mem::replace(&mut pending, Vec::with_capacity(CHUNK_RECORDS));
-                chunks
-                    .blocking_send((chunk, bytes))
-                    .map_err(|_| PipelineError::Input("ingest writer stopped".into()))?;
-            }
-            Ok(())
-        })?;
-        // If the writer stopped, its own error is the one to report.
-        let _ = chunks.blocking_send((pending, last_bytes));
-        Ok::<(), PipelineError>(())
-    });
-    while let Some((chunk, bytes)) = received.recv().await {
-        for outcome in chunk {
-            records_read += 1;
-            match outcome {
-                Outcome::Rows(rows) => {
-                    records_ok += 1;
-                    for (table, row) in rows {
-                        buffers.push(table, row).await?;
-                    }
-                }
-                Outcome::Quarantined {
-                    file,
-                    record_ref,
-                    table,
-                    reason,
-                    raw,
-                } => {
-                    quarantined += 1;
-                    *reasons.entry(reason_class(&reason)).or_default() += 1;
-                    let id = hex::encode(
-                        &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
-                    );
-                    buffers
-                        .push(
-                            "quarantine",
-                            json!({
-                                "shop_id": shop_id, "id": id, "run_id": run_id, "target_table": table,
-                                "source_file": file, "record_ref": record_ref, "reason": reason,
-                                "raw": truncate(&raw), "quarantined_at": now_micros(),
-                            }),
-                        )
-                        .await?;
-                }
-            }
+    while let Some(message) = received.recv().await {
+        match message {
+            Handoff::Batch(table, batch) => pending.add(table, batch).await?,
+            Handoff::Progress(bytes) => progress(bytes, total),
         }
-        progress(bytes, total);
     }
-    reader
+    let stats = reader
         .await
         .map_err(|e| PipelineError::Input(format!("ingest reader failed: {e}")))??;
-    buffers.flush_all().await?;
-    let mut tables = buffers.counts;
+    pending.write_all().await?;
+    let mut tables = pending.counts;
+    for (table, rows) in &stats.rows {
+        tables.entry(table).or_default().rows = *rows;
+    }
+    let ReadStats {
+        records_read,
+        records_ok,
+        quarantined,
+        reasons,
+        ..
+    } = stats;
     // Quarantine rows are reported by reason below, not as a data table.
     tables.remove("quarantine");
     let report = IngestReport {
