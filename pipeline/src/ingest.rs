@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::{PipelineError, Result};
 use crate::lake::{Lake, TableSpec, schema};
-use crate::source::{Context, ExportDir, Outcome, truncate};
+use crate::source::{Context, ExportDir, FileKind, Outcome, truncate};
 
 /// Per-table counts of one run.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl Decoders {
     }
 }
 
-/// What the reader saw.
+/// What a reader saw.
 #[derive(Default)]
 struct ReadStats {
     records_read: usize,
@@ -117,6 +117,20 @@ struct ReadStats {
     quarantined: usize,
     reasons: BTreeMap<String, usize>,
     rows: BTreeMap<&'static str, usize>,
+}
+
+impl ReadStats {
+    fn add(&mut self, other: ReadStats) {
+        self.records_read += other.records_read;
+        self.records_ok += other.records_ok;
+        self.quarantined += other.quarantined;
+        for (reason, n) in other.reasons {
+            *self.reasons.entry(reason).or_default() += n;
+        }
+        for (table, n) in other.rows {
+            *self.rows.entry(table).or_default() += n;
+        }
+    }
 }
 
 /// The writer's side: batches per table until a table has `limit` rows, then one write.
@@ -198,6 +212,72 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// One reader thread: maps one file's records and decodes the rows to Arrow batches.
+fn read_file(
+    ctx: &Context,
+    kind: FileKind,
+    path: &Path,
+    handoff: &tokio::sync::mpsc::Sender<Handoff>,
+    run_id: &str,
+) -> Result<ReadStats> {
+    let send = |message: Handoff| {
+        handoff
+            .blocking_send(message)
+            .map_err(|_| PipelineError::Input("ingest writer stopped".into()))
+    };
+    let mut decoders = Decoders::default();
+    let mut stats = ReadStats::default();
+    let mut reported = 0u64;
+    ExportDir::read_file(ctx, kind, path, |outcome, bytes| {
+        stats.records_read += 1;
+        let rows = match outcome {
+            Outcome::Rows(rows) => {
+                stats.records_ok += 1;
+                rows
+            }
+            Outcome::Quarantined {
+                file,
+                record_ref,
+                table,
+                reason,
+                raw,
+            } => {
+                stats.quarantined += 1;
+                *stats.reasons.entry(reason_class(&reason)).or_default() += 1;
+                // Keyed by content, so replaying the same bad input adds nothing.
+                let id = hex::encode(
+                    &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
+                );
+                vec![(
+                    "quarantine",
+                    json!({
+                        "shop_id": ctx.shop_id, "id": id, "run_id": run_id, "target_table": table,
+                        "source_file": file, "record_ref": record_ref, "reason": reason,
+                        "raw": truncate(&raw), "quarantined_at": now_micros(),
+                    }),
+                )]
+            }
+        };
+        for (table, row) in rows {
+            *stats.rows.entry(table).or_default() += 1;
+            if let Some(batch) = decoders.push(table, &row)? {
+                send(Handoff::Batch(table, batch))?;
+            }
+        }
+        if stats.records_read.is_multiple_of(PROGRESS_EVERY) {
+            send(Handoff::Progress(bytes - reported))?;
+            reported = bytes;
+        }
+        Ok(())
+    })?;
+    for (table, batch) in decoders.finish()? {
+        send(Handoff::Batch(table, batch))?;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(reported);
+    send(Handoff::Progress(size.saturating_sub(reported)))?;
+    Ok(stats)
+}
+
 /// Ingests `dir` into `lake`.
 pub async fn ingest(
     lake: &Lake,
@@ -220,57 +300,30 @@ pub async fn ingest(
     lake.ensure_all().await?;
     let total = export.total_bytes();
 
-    // Parsing, mapping and decoding to Arrow run on a thread of their own, handing batches
-    // over a small bounded channel: one core reads while the other encodes Parquet and
-    // commits, and a slow lake slows the reader instead of filling memory.
+    // Parsing, mapping and decoding to Arrow run on reader threads, one per file (files are
+    // independent), handing batches over a small bounded channel to this task, which encodes
+    // Parquet and commits: the big files are read in parallel with each other and with the
+    // writing, and a slow lake slows the readers instead of filling memory.
     let (handoff, mut received) = tokio::sync::mpsc::channel::<Handoff>(READ_AHEAD_BATCHES);
-    let reader_run_id = run_id.clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        let send = |message: Handoff| {
-            handoff
-                .blocking_send(message)
-                .map_err(|_| PipelineError::Input("ingest writer stopped".into()))
-        };
-        let mut decoders = Decoders::default();
-        let mut stats = ReadStats::default();
-        export.read(&ctx, |outcome, bytes| {
-            stats.records_read += 1;
-            let rows = match outcome {
-                Outcome::Rows(rows) => {
-                    stats.records_ok += 1;
-                    rows
-                }
-                Outcome::Quarantined { file, record_ref, table, reason, raw } => {
-                    stats.quarantined += 1;
-                    *stats.reasons.entry(reason_class(&reason)).or_default() += 1;
-                    // Keyed by content, so replaying the same bad input adds nothing.
-                    let id = hex::encode(
-                        &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
-                    );
-                    vec![("quarantine", json!({
-                        "shop_id": ctx.shop_id, "id": id, "run_id": reader_run_id, "target_table": table,
-                        "source_file": file, "record_ref": record_ref, "reason": reason,
-                        "raw": truncate(&raw), "quarantined_at": now_micros(),
-                    }))]
-                }
-            };
-            for (table, row) in rows {
-                *stats.rows.entry(table).or_default() += 1;
-                if let Some(batch) = decoders.push(table, &row)? {
-                    send(Handoff::Batch(table, batch))?;
-                }
-            }
-            if stats.records_read.is_multiple_of(PROGRESS_EVERY) {
-                send(Handoff::Progress(bytes))?;
-            }
-            Ok(())
-        })?;
-        for (table, batch) in decoders.finish()? {
-            send(Handoff::Batch(table, batch))?;
-        }
-        send(Handoff::Progress(total))?;
-        Ok::<ReadStats, PipelineError>(stats)
-    });
+    let ctx = std::sync::Arc::new(ctx);
+    let readers: Vec<_> = export
+        .files
+        .iter()
+        .filter(|(kind, _)| *kind != FileKind::Blogs)
+        .map(|(kind, path)| {
+            let (ctx, handoff, run_id, kind, path) = (
+                ctx.clone(),
+                handoff.clone(),
+                run_id.clone(),
+                *kind,
+                path.clone(),
+            );
+            tokio::task::spawn_blocking(move || read_file(&ctx, kind, &path, &handoff, &run_id))
+        })
+        .collect();
+    // The readers hold the only senders now: the channel closes when the last one is done.
+    drop(handoff);
+    let mut done = 0u64;
     let mut pending = Pending {
         lake,
         limit: config.ingest_batch_rows,
@@ -280,12 +333,19 @@ pub async fn ingest(
     while let Some(message) = received.recv().await {
         match message {
             Handoff::Batch(table, batch) => pending.add(table, batch).await?,
-            Handoff::Progress(bytes) => progress(bytes, total),
+            Handoff::Progress(bytes) => {
+                done += bytes;
+                progress(done, total);
+            }
         }
     }
-    let stats = reader
-        .await
-        .map_err(|e| PipelineError::Input(format!("ingest reader failed: {e}")))??;
+    let mut stats = ReadStats::default();
+    for reader in readers {
+        let file = reader
+            .await
+            .map_err(|e| PipelineError::Input(format!("ingest reader failed: {e}")))??;
+        stats.add(file);
+    }
     pending.write_all().await?;
     let mut tables = pending.counts;
     for (table, rows) in &stats.rows {

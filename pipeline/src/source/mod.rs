@@ -224,115 +224,101 @@ impl ExportDir {
             .collect()
     }
 
-    /// Streams every record to `sink`, with the bytes read so far.
-    pub fn read(
-        &self,
+    /// Streams every record of one of [`Self::files`] to `sink`, with the bytes of the file
+    /// read so far. Files are independent, so callers may read several at once.
+    pub fn read_file(
         ctx: &Context,
+        kind: FileKind,
+        path: &Path,
         mut sink: impl FnMut(Outcome, u64) -> Result<()>,
     ) -> Result<()> {
-        let mut bytes_before = 0u64;
-        for (kind, path) in &self.files {
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let quarantine =
-                |record_ref: String, reason: Reason, raw: String| Outcome::Quarantined {
-                    file: file_name.clone(),
-                    record_ref,
-                    table: kind.table(),
-                    reason,
-                    raw,
-                };
-            match (kind, path.extension().and_then(|e| e.to_str())) {
-                (FileKind::Blogs, _) => {}
-                (FileKind::ProductCsv, _) => read_csv(
-                    ctx,
-                    path,
-                    &mut |outcome, done| sink(outcome, bytes_before + done),
-                    &quarantine,
-                )?,
-                (_, Some("jsonl")) => {
-                    let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
-                    let mut reader = BufReader::with_capacity(1 << 20, file);
-                    let mut line = String::new();
-                    let mut number = 0u64;
-                    let mut done = 0u64;
-                    loop {
-                        line.clear();
-                        let n = reader
-                            .read_line(&mut line)
-                            .map_err(|e| PipelineError::io(path, e))?;
-                        if n == 0 {
-                            break;
-                        }
-                        number += 1;
-                        done += n as u64;
-                        let text = line.trim();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        let outcome = match serde_json::from_str::<Value>(text) {
-                            Err(e) => quarantine(
-                                format!("line {number}"),
-                                format!("invalid JSON: {e}"),
-                                text.to_string(),
-                            ),
-                            Ok(record) => match kind.transform(ctx, &record) {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let quarantine = |record_ref: String, reason: Reason, raw: String| Outcome::Quarantined {
+            file: file_name.clone(),
+            record_ref,
+            table: kind.table(),
+            reason,
+            raw,
+        };
+        match (kind, path.extension().and_then(|e| e.to_str())) {
+            (FileKind::Blogs, _) => {}
+            (FileKind::ProductCsv, _) => read_csv(
+                ctx,
+                path,
+                &mut |outcome, done| sink(outcome, done),
+                &quarantine,
+            )?,
+            (_, Some("jsonl")) => {
+                let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+                let mut reader = BufReader::with_capacity(1 << 20, file);
+                let mut line = String::new();
+                let mut number = 0u64;
+                let mut done = 0u64;
+                loop {
+                    line.clear();
+                    let n = reader
+                        .read_line(&mut line)
+                        .map_err(|e| PipelineError::io(path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    number += 1;
+                    done += n as u64;
+                    let text = line.trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let outcome = match serde_json::from_str::<Value>(text) {
+                        Err(e) => quarantine(
+                            format!("line {number}"),
+                            format!("invalid JSON: {e}"),
+                            text.to_string(),
+                        ),
+                        Ok(record) => match kind.transform(ctx, &record) {
+                            Ok(rows) => Outcome::Rows(rows),
+                            Err(reason) => {
+                                quarantine(format!("line {number}"), reason, text.to_string())
+                            }
+                        },
+                    };
+                    sink(outcome, done)?;
+                }
+            }
+            (_, _) => {
+                // A REST response body: `{"orders": [...]}` (or the object itself for shop.json).
+                let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+                match serde_json::from_str::<Value>(&text) {
+                    Err(e) => sink(
+                        quarantine("file".into(), format!("invalid JSON: {e}"), truncate(&text)),
+                        size,
+                    )?,
+                    Ok(body) => {
+                        let (_, key) = kind.names();
+                        let records: Vec<&Value> = match (kind, body.get(key)) {
+                            (FileKind::Shop, _) => vec![&body],
+                            (_, Some(Value::Array(items))) => items.iter().collect(),
+                            _ => {
+                                let reason = format!("wrong type: expected {{\"{key}\": [...]}}");
+                                sink(quarantine("file".into(), reason, truncate(&text)), size)?;
+                                Vec::new()
+                            }
+                        };
+                        for (i, record) in records.into_iter().enumerate() {
+                            let outcome = match kind.transform(ctx, record) {
                                 Ok(rows) => Outcome::Rows(rows),
                                 Err(reason) => {
-                                    quarantine(format!("line {number}"), reason, text.to_string())
-                                }
-                            },
-                        };
-                        sink(outcome, bytes_before + done)?;
-                    }
-                }
-                (_, _) => {
-                    // A REST response body: `{"orders": [...]}` (or the object itself for shop.json).
-                    let text =
-                        std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
-                    match serde_json::from_str::<Value>(&text) {
-                        Err(e) => sink(
-                            quarantine(
-                                "file".into(),
-                                format!("invalid JSON: {e}"),
-                                truncate(&text),
-                            ),
-                            bytes_before + size,
-                        )?,
-                        Ok(body) => {
-                            let (_, key) = kind.names();
-                            let records: Vec<&Value> = match (kind, body.get(key)) {
-                                (FileKind::Shop, _) => vec![&body],
-                                (_, Some(Value::Array(items))) => items.iter().collect(),
-                                _ => {
-                                    let reason =
-                                        format!("wrong type: expected {{\"{key}\": [...]}}");
-                                    sink(
-                                        quarantine("file".into(), reason, truncate(&text)),
-                                        bytes_before + size,
-                                    )?;
-                                    Vec::new()
+                                    quarantine(format!("{key}[{i}]"), reason, record.to_string())
                                 }
                             };
-                            for (i, record) in records.into_iter().enumerate() {
-                                let outcome = match kind.transform(ctx, record) {
-                                    Ok(rows) => Outcome::Rows(rows),
-                                    Err(reason) => quarantine(
-                                        format!("{key}[{i}]"),
-                                        reason,
-                                        record.to_string(),
-                                    ),
-                                };
-                                sink(outcome, bytes_before)?;
-                            }
+                            sink(outcome, 0)?;
                         }
                     }
                 }
             }
-            bytes_before += size;
         }
         Ok(())
     }
