@@ -20,10 +20,10 @@
 //!
 //! ## The flow of a record
 //!
-//! `orders.jsonl` line → [`source::ExportDir::read`] parses it → [`source::shopify::order`]
+//! `orders.jsonl` line → [`source::ExportDir::read_file`] parses it → [`source::shopify::order`]
 //! maps it to `orders`, `order_lines`, `fulfillments`, `refunds`, `returns` rows (emails
-//! become keyed hashes) or to a quarantine reason → [`ingest`] buffers the rows per table →
-//! [`ingest::to_batch`] builds an Arrow batch against the table's schema →
+//! become keyed hashes) or to a quarantine reason → [`ingest`] decodes the rows into Arrow
+//! batches against each table's schema and gathers them per table →
 //! [`lake::Lake::write`] keeps the new-or-newer rows and commits them → [`sql::SqlEngine`]
 //! reads them back by table name.
 

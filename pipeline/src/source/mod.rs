@@ -1,9 +1,9 @@
 //! Sources: a directory of Shopify-format exports, read record by record.
 //!
 //! [`ExportDir::open`] finds the files it knows (see [`FileKind`]) and the manifest that says
-//! which shop they belong to; [`ExportDir::read`] streams every record of every file, in an
-//! order where nothing refers to a record not yet read, to a callback that receives either
-//! the rows a record maps to or the reason it cannot be ingested. Large collections are read
+//! which shop they belong to; [`ExportDir::read_file`] streams every record of one file to a
+//! callback that receives either the rows a record maps to or the reason it cannot be
+//! ingested. No record needs another to be mapped, so files can be read in parallel. Large collections are read
 //! line by line (JSONL, as Shopify's bulk operations write them), so memory stays flat.
 
 pub mod conversations;
@@ -36,7 +36,7 @@ pub struct Context {
     pub blogs: HashMap<i64, String>,
 }
 
-/// The files supportlake reads from an export directory, in reading order.
+/// The files supportlake reads from an export directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     Shop,
