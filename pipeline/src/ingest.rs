@@ -1,10 +1,11 @@
 //! `supportlake ingest DIR`: an export directory into the lake.
 //!
-//! Records stream from [`ExportDir::read`] on a reader thread, which maps them to rows and
-//! decodes the rows into Arrow batches against each table's explicit schema; the writer
-//! gathers a table's batches until it has `ingest_batch_rows` of them and makes them one
-//! upsert commit ([`Lake::write`]). Bad records never stop a run: they become `quarantine` rows with the
-//! file, the record's position and the reason. Every run appends one `ingest_runs` row.
+//! Records stream from [`ExportDir::read_file`] on reader threads, one per file, which map
+//! them to rows and decode the rows into Arrow batches against each table's explicit schema;
+//! the writer gathers a table's batches until it has `ingest_batch_rows` rows and makes them
+//! one upsert commit ([`Lake::write`]). Bad records never stop a run: they become
+//! `quarantine` rows with the file, the record's position and the reason. Every run appends
+//! one `ingest_runs` row.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -185,7 +186,8 @@ fn decoder(spec: &TableSpec) -> Result<Decoder> {
         .build_decoder()?)
 }
 
-/// Builds one batch with the table's schema from JSON rows (strict, as [`decoder`]).
+/// Builds one batch with the table's schema from JSON rows, strictly: a field the schema
+/// does not know is an error.
 pub fn to_batch(spec: &TableSpec, rows: &[Value]) -> Result<RecordBatch> {
     let batches = rows
         .chunks(DECODE_ROWS)
