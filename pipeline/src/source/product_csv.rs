@@ -158,3 +158,83 @@ pub fn row(
     })));
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            shop_id: "s.myshopify.com".into(),
+            shop_domain: "s.example".into(),
+            pii_key: "k".into(),
+            export_time: 42,
+            blogs: Default::default(),
+        }
+    }
+
+    /// Maps a CSV text the way the reader does, returning each row's tables or reason.
+    fn map(text: &str) -> Vec<Result<Vec<&'static str>, Reason>> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let columns = Columns::new(&reader.headers().unwrap().clone()).unwrap();
+        let mut state = ProductState::default();
+        reader
+            .records()
+            .map(|r| {
+                row(&ctx(), &columns, &mut state, &r.unwrap())
+                    .map(|rows| rows.iter().map(|(t, _)| *t).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn variants_follow_their_product_and_bad_rows_say_why() {
+        let csv = "Handle,Title,Option1 Name,Option1 Value,Variant SKU,Variant Price,Variant Inventory Qty,Status\n\
+                   tee,Trail Tee,Size,S,TEE-S,25.00,3,active\n\
+                   tee,,,M,TEE-M,25.00,0,\n\
+                   tee,,,L,TEE-L,twenty,1,\n\
+                   cap,Cap,Size,One Size,CAP-1,15,2,retired\n\
+                   ,,,,X-1,1.00,1,\n";
+        let out = map(csv);
+        assert_eq!(out[0], Ok(vec!["products", "variants"]));
+        assert_eq!(out[1], Ok(vec!["variants"]));
+        assert!(
+            out[2].as_ref().unwrap_err().contains("Variant Price"),
+            "{:?}",
+            out[2]
+        );
+        assert!(
+            out[3]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("unknown enum value: Status"),
+            "{:?}",
+            out[3]
+        );
+        assert!(
+            out[4]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("missing field: Handle"),
+            "{:?}",
+            out[4]
+        );
+    }
+
+    #[test]
+    fn derived_ids_tie_variants_to_products_and_stock_sets_availability() {
+        let csv = "Handle,Title,Variant SKU,Variant Price,Variant Inventory Qty,Variant Inventory Policy\n\
+                   tee,Trail Tee,TEE-S,25.00,0,continue\n";
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let columns = Columns::new(&reader.headers().unwrap().clone()).unwrap();
+        let record = reader.records().next().unwrap().unwrap();
+        let rows = row(&ctx(), &columns, &mut ProductState::default(), &record).unwrap();
+        let (product, variant) = (&rows[0].1, &rows[1].1);
+        assert_eq!(variant["product_id"], product["id"]);
+        assert_eq!(variant["available"], true, "sold out but sold on backorder");
+        assert_eq!(
+            variant["updated_at"], 42,
+            "the export time versions CSV rows"
+        );
+    }
+}
