@@ -240,9 +240,16 @@ fn broken_records_go_to_quarantine_with_reasons_and_the_good_ones_land() {
     assert!(rows.iter().all(|r| r["source_file"] == "orders.jsonl"
         && r["record_ref"].as_str().unwrap().starts_with("line ")));
 
-    // Re-ingesting the same file adds no quarantine rows either.
-    ok(&lake, &["ingest", input.to_str().unwrap()]);
+    // Re-ingesting the same file adds no quarantine rows either, and the report counts the
+    // bad records by reason.
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&lake, &["ingest", input.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(count(&lake, "quarantine"), 3);
+    assert_eq!(
+        report["quarantine_reasons"],
+        serde_json::json!({"invalid JSON": 1, "missing id": 1, "unknown enum value": 1}),
+        "{report}"
+    );
 }
 
 #[test]
@@ -302,6 +309,29 @@ fn sql_refuses_to_write_and_leaves_the_lake_untouched() {
     assert!(!Path::new("/tmp/supportlake-copy-test.parquet").exists());
     assert_eq!(delta_log(&lake, "policies"), before);
     assert_eq!(count(&lake, "policies"), policies);
+
+    // The --lake flag beats SUPPORTLAKE_LAKE_URL (here pointing at an empty place).
+    let elsewhere = tmp.path().join("no-lake-here");
+    let flagged = Command::new(env!("CARGO_BIN_EXE_supportlake"))
+        .current_dir(root())
+        .env("SUPPORTLAKE_LAKE_URL", &elsewhere)
+        .args([
+            "--lake",
+            lake.to_str().unwrap(),
+            "sql",
+            "SELECT count(*) AS n FROM policies",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        flagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flagged.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&flagged.stdout).unwrap();
+    assert_eq!(rows[0]["n"].as_i64().unwrap(), policies);
 
     let output = supportlake(&lake, &["sql", "SELECT nope FROM policies"]);
     assert!(!output.status.success());

@@ -69,7 +69,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// What the reader thread hands the writer.
 enum Handoff {
-    Batch(&'static str, RecordBatch),
+    Batch(&'static TableSpec, RecordBatch),
     Progress(u64),
 }
 
@@ -82,8 +82,8 @@ struct Decoders {
 
 impl Decoders {
     /// Adds a row; returns a batch once the table has [`DECODE_ROWS`] of them.
-    fn push(&mut self, table: &'static str, row: &Value) -> Result<Option<RecordBatch>> {
-        let (_, decoder) = match self.tables.entry(table) {
+    fn push(&mut self, table: &'static str, row: &Value) -> Result<Option<Handoff>> {
+        let (spec, decoder) = match self.tables.entry(table) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
                 let spec = schema::table(table)
@@ -93,17 +93,17 @@ impl Decoders {
         };
         decoder.serialize(std::slice::from_ref(row))?;
         if decoder.len() >= DECODE_ROWS {
-            return Ok(decoder.flush()?);
+            return Ok(decoder.flush()?.map(|batch| Handoff::Batch(spec, batch)));
         }
         Ok(None)
     }
 
     /// The rows still held, as batches.
-    fn finish(self) -> Result<Vec<(&'static str, RecordBatch)>> {
+    fn finish(self) -> Result<Vec<Handoff>> {
         let mut out = Vec::new();
-        for (table, (_, mut decoder)) in self.tables {
+        for (spec, mut decoder) in self.tables.into_values() {
             if let Some(batch) = decoder.flush()? {
-                out.push((table, batch));
+                out.push(Handoff::Batch(spec, batch));
             }
         }
         Ok(out)
@@ -138,27 +138,31 @@ impl ReadStats {
 struct Pending<'l> {
     lake: &'l Lake,
     limit: usize,
-    tables: BTreeMap<&'static str, (Vec<RecordBatch>, usize)>,
+    tables: BTreeMap<&'static str, (&'static TableSpec, Vec<RecordBatch>, usize)>,
     counts: BTreeMap<&'static str, TableCounts>,
 }
 
 impl Pending<'_> {
-    async fn add(&mut self, table: &'static str, batch: RecordBatch) -> Result<()> {
-        let (batches, rows) = self.tables.entry(table).or_default();
+    async fn add(&mut self, spec: &'static TableSpec, batch: RecordBatch) -> Result<()> {
+        let (_, batches, rows) = self
+            .tables
+            .entry(spec.name)
+            .or_insert((spec, Vec::new(), 0));
         *rows += batch.num_rows();
         batches.push(batch);
         if *rows >= self.limit {
-            self.write(table).await?;
+            self.write(spec.name).await?;
         }
         Ok(())
     }
 
     async fn write(&mut self, table: &'static str) -> Result<()> {
-        let Some((batches, rows)) = self.tables.get_mut(table).filter(|(_, rows)| *rows > 0) else {
+        let Some((spec, batches, rows)) =
+            self.tables.get_mut(table).filter(|(_, _, rows)| *rows > 0)
+        else {
             return Ok(());
         };
-        let spec = schema::table(table)
-            .ok_or_else(|| PipelineError::Input(format!("unknown table {table}")))?;
+        let spec: &'static TableSpec = spec;
         let batch = concat_batches(&spec.schema, &std::mem::take(batches))?;
         *rows = 0;
         let outcome = self.lake.write(spec, batch).await?;
@@ -215,7 +219,7 @@ fn now_micros() -> i64 {
 }
 
 /// One reader thread: maps one file's records and decodes the rows to Arrow batches.
-fn read_file(
+fn decode_file(
     ctx: &Context,
     kind: FileKind,
     path: &Path,
@@ -263,17 +267,18 @@ fn read_file(
         for (table, row) in rows {
             *stats.rows.entry(table).or_default() += 1;
             if let Some(batch) = decoders.push(table, &row)? {
-                send(Handoff::Batch(table, batch))?;
+                send(batch)?;
             }
         }
         if stats.records_read.is_multiple_of(PROGRESS_EVERY) {
-            send(Handoff::Progress(bytes - reported))?;
+            // Records of a REST envelope all report 0 bytes: never count backwards.
+            send(Handoff::Progress(bytes.saturating_sub(reported)))?;
             reported = bytes;
         }
         Ok(())
     })?;
-    for (table, batch) in decoders.finish()? {
-        send(Handoff::Batch(table, batch))?;
+    for batch in decoders.finish()? {
+        send(batch)?;
     }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(reported);
     send(Handoff::Progress(size.saturating_sub(reported)))?;
@@ -320,7 +325,7 @@ pub async fn ingest(
                 *kind,
                 path.clone(),
             );
-            tokio::task::spawn_blocking(move || read_file(&ctx, kind, &path, &handoff, &run_id))
+            tokio::task::spawn_blocking(move || decode_file(&ctx, kind, &path, &handoff, &run_id))
         })
         .collect();
     // The readers hold the only senders now: the channel closes when the last one is done.
@@ -334,7 +339,7 @@ pub async fn ingest(
     };
     while let Some(message) = received.recv().await {
         match message {
-            Handoff::Batch(table, batch) => pending.add(table, batch).await?,
+            Handoff::Batch(spec, batch) => pending.add(spec, batch).await?,
             Handoff::Progress(bytes) => {
                 done += bytes;
                 progress(done, total);

@@ -26,7 +26,7 @@ pub mod support;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Duration;
 use serde_json::{Value, json};
@@ -357,11 +357,6 @@ pub fn generate(
         .flush()
         .map_err(|e| PipelineError::io(&conversations_path, e))?;
     Ok(summary)
-}
-
-/// The default output directory of `generate` and input of the demo.
-pub fn demo_store_dir() -> PathBuf {
-    PathBuf::from("data/demo-store")
 }
 
 fn title_case(handle: &str) -> String {

@@ -57,7 +57,7 @@ fn money(name: &str) -> Field {
     Field::new(name, DataType::Decimal128(14, 2), true)
 }
 /// Timestamps are UTC microseconds, the Delta `timestamp` type every engine reads.
-pub fn timestamp_type() -> DataType {
+fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 fn t(name: &str) -> Field {
