@@ -2,10 +2,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use index::{Embedder, FastEmbedder};
 use indicatif::{ProgressBar, ProgressStyle};
+use pipeline::report::{ReportArgs, ReportFormat};
 use pipeline::sql::{Format, SqlEngine, render};
 use pipeline::{Config, Lake};
 
@@ -62,6 +65,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Run a support report over the lake (`--list` shows them all).
+    Report {
+        /// Report name, e.g. resolution, reopen, csat-by-path, knowledge-gaps.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the reports with their one-line definitions.
+        #[arg(long, conflicts_with = "name")]
+        list: bool,
+        /// Start of the window: a date (2026-09-01) or an RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the window (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// A shop_id or domain (default: every shop).
+        #[arg(long)]
+        shop: Option<String>,
+        /// Another parameter as key=value, e.g. --param reopen_days=14 (repeatable).
+        #[arg(long = "param", value_parser = key_value)]
+        params: Vec<(String, String)>,
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Table)]
+        format: ReportFormatArg,
+        /// Print the report's SQL file (definition and statement) instead of running it.
+        #[arg(long)]
+        sql: bool,
+        /// Write the output to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// List the lake's tables with their row counts.
     Tables,
     /// Print the resolved configuration.
@@ -83,6 +115,32 @@ impl From<OutputFormat> for Format {
             OutputFormat::Json => Format::Json,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormatArg {
+    Table,
+    Csv,
+    Json,
+    Html,
+}
+
+impl From<ReportFormatArg> for ReportFormat {
+    fn from(f: ReportFormatArg) -> Self {
+        match f {
+            ReportFormatArg::Table => ReportFormat::Table,
+            ReportFormatArg::Csv => ReportFormat::Csv,
+            ReportFormatArg::Json => ReportFormat::Json,
+            ReportFormatArg::Html => ReportFormat::Html,
+        }
+    }
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -151,6 +209,52 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let batches = engine.query(&query).await?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", render(&batches, format.into())?)?;
+        }
+        Command::Report {
+            name,
+            list,
+            from,
+            to,
+            shop,
+            params,
+            format,
+            sql,
+            output,
+        } => {
+            if list {
+                for r in pipeline::report::catalog::reports() {
+                    println!("{:<20} {}", r.name, r.summary);
+                }
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            let name = name.expect("clap requires a name without --list");
+            let definition = pipeline::report::catalog::report(&name)?;
+            let text = if sql {
+                format!(
+                    "-- pipeline/reports/{}\n{}",
+                    definition.path, definition.sql
+                )
+            } else {
+                let lake = Lake::open(config.lake_url()?)?;
+                let engine = SqlEngine::open(&lake).await?;
+                let args = ReportArgs {
+                    from,
+                    to,
+                    shop,
+                    params,
+                };
+                let assets = config.assets_dir.clone();
+                let result = index::report::run_report(&engine, &name, &args, || {
+                    Ok(Arc::new(FastEmbedder::load(&assets)?) as Arc<dyn Embedder>)
+                })
+                .await?;
+                pipeline::report::render(&result, format.into())?
+            };
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => writeln!(std::io::stdout().lock(), "{text}")?,
+            }
         }
         Command::Tables => {
             let lake = Lake::open(config.lake_url()?)?;

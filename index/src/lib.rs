@@ -8,6 +8,14 @@
 //!
 //! The embedder sits behind a trait so retrieval code can be exercised with any model;
 //! [`FastEmbedder`] is the real one, and the tests use it.
+//!
+//! * [`documents`] — policies and articles split into keyed passages.
+//! * [`gaps`] — the knowledge-gaps report's clustering of unanswered questions.
+//! * [`report`] — runs any report, applying the steps that need the model.
+
+pub mod documents;
+pub mod gaps;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,6 +36,15 @@ pub enum IndexError {
     /// The model failed to load or run.
     #[error("embedding model: {0}")]
     Model(String),
+    /// A report cannot be completed as asked.
+    #[error("{0}")]
+    Report(String),
+    /// Reading the lake or running a report's SQL failed.
+    #[error(transparent)]
+    Lake(#[from] pipeline::PipelineError),
+    /// A result table could not be built.
+    #[error("arrow: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
 }
 
 /// Turns texts into L2-normalised vectors of one dimension.
@@ -40,6 +57,8 @@ pub trait Embedder: Send + Sync {
 
 /// Where the model files live inside the assets directory.
 pub const MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
+/// Word pieces the model reads per text; the rest is truncated.
+pub const MAX_TOKENS: usize = 256;
 /// The ONNX Runtime shared library inside the assets directory.
 pub const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so";
 
@@ -87,7 +106,12 @@ impl FastEmbedder {
         };
         let model = UserDefinedEmbeddingModel::new(read(&dir.join("model.onnx"))?, tokenizer)
             .with_pooling(Pooling::Mean);
-        let options = InitOptionsUserDefined::default().with_environment(environment);
+        // all-MiniLM-L6-v2 was trained on at most 256 word pieces and sentence-transformers
+        // truncates there; fastembed's default of 512 only makes long passages slower (and
+        // different from the reference model).
+        let options = InitOptionsUserDefined::default()
+            .with_environment(environment)
+            .with_max_length(MAX_TOKENS);
         let model = TextEmbedding::try_new_from_user_defined(model, options)
             .map_err(|e| IndexError::Model(e.to_string()))?;
         Ok(Self {

@@ -28,6 +28,9 @@ pub enum PipelineError {
     /// DataFusion failed while planning or executing.
     #[error("query: {0}")]
     DataFusion(#[from] DataFusionError),
+    /// A report name or parameter is wrong, or a report failed to run.
+    #[error("{0}")]
+    Report(String),
     /// The input directory is not a Shopify export supportlake understands.
     #[error("input: {0}")]
     Input(String),

@@ -15,7 +15,10 @@
 //! * [`ingest`] — the run: stream records, buffer per table, commit, quarantine, log the run.
 //! * [`pii`] — what the lake keeps instead of personal data (keyed hashes, masks, redaction).
 //! * [`ids`] — stable ids for formats that carry none.
-//! * [`sql`] — read-only SQL over every table.
+//! * [`text`] — readable text, sections and slugs out of the store's HTML.
+//! * [`sql`] — read-only SQL over every table and the analyst views.
+//! * [`report`] — the support reports: shipped SQL files with their definitions, parameters
+//!   bound at run time, output as table, CSV, JSON or a standalone HTML page.
 //! * [`generate`] — the demo store generator, in the same formats a real store exports.
 //!
 //! ## The flow of a record
@@ -37,8 +40,10 @@ pub mod ids;
 pub mod ingest;
 pub mod lake;
 pub mod pii;
+pub mod report;
 pub mod source;
 pub mod sql;
+pub mod text;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};

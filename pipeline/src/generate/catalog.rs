@@ -67,7 +67,7 @@ pub fn product(seed: u64, index: usize) -> Product {
     if !gender.is_empty() {
         title = format!("{gender} {title}");
     }
-    let handle = super::content::slug(&title);
+    let handle = crate::text::slug(&title);
     let vendor = if rng.chance(0.5) {
         catalog.vendors[0].clone()
     } else {

@@ -122,47 +122,6 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> T {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("embedded content {name} is invalid: {e}"))
 }
 
-/// `<h2>` headings of an HTML body, in order: the sections retrieval cites.
-pub fn section_headings(body_html: &str) -> Vec<String> {
-    body_html
-        .split("<h2")
-        .skip(1)
-        .filter_map(|rest| {
-            let start = rest.find('>')? + 1;
-            let end = rest.find("</h2>")?;
-            Some(strip_tags(&rest[start..end]))
-        })
-        .collect()
-}
-
-fn strip_tags(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&amp;", "&").trim().to_string()
-}
-
-/// `"Return window & eligibility"` → `"return-window-eligibility"`.
-pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    // Apostrophes vanish rather than split words, as in Shopify's handles ("womens-…").
-    for c in text.chars().filter(|c| !matches!(c, '\'' | '’')) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,12 +140,5 @@ mod tests {
             assert!(!TEMPLATES.shopper_openers[intent].is_empty(), "{intent}");
         }
         assert!(UTTERANCES["order_status"].len() > 50);
-    }
-
-    #[test]
-    fn headings_and_slugs() {
-        let html = "<h2>Return window</h2><p>30 days</p><h2 id=x>Final &amp; sale</h2>";
-        assert_eq!(section_headings(html), ["Return window", "Final & sale"]);
-        assert_eq!(slug("Final & sale!"), "final-sale");
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::catalog;
 use super::commerce::{self, Customer, Order, Timeline};
-use super::content::{self, ARTICLES, POLICIES, TEMPLATES, UTTERANCES};
+use super::content::{ARTICLES, POLICIES, TEMPLATES, UTTERANCES};
 use super::rng::{Rng, Stream};
 use crate::source::fields::format_cents;
 
@@ -78,20 +78,20 @@ pub fn conversation_count(scale: u32) -> usize {
 static DOCS_BY_INTENT: LazyLock<BTreeMap<&'static str, Vec<String>>> = LazyLock::new(|| {
     let mut docs: Vec<(String, String)> = Vec::new();
     for p in POLICIES.iter() {
-        for h in content::section_headings(&p.body_html) {
+        for h in crate::text::headings(&p.body_html) {
             docs.push((
-                format!("policy:{}#{}", p.policy_type, content::slug(&h)),
+                format!("policy:{}#{}", p.policy_type, crate::text::slug(&h)),
                 format!("{} {}", p.title, h).to_lowercase(),
             ));
         }
     }
     for a in ARTICLES.iter() {
-        let first = content::section_headings(&a.body_html)
+        let first = crate::text::headings(&a.body_html)
             .into_iter()
             .next()
             .unwrap_or_else(|| a.title.clone());
         docs.push((
-            format!("article:{}#{}", a.handle, content::slug(&first)),
+            format!("article:{}#{}", a.handle, crate::text::slug(&first)),
             format!("{} {} {}", a.handle, a.title, a.tags.join(" ")).to_lowercase(),
         ));
     }

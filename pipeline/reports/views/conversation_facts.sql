@@ -1,0 +1,180 @@
+-- view: conversation_facts
+-- title: Conversation facts
+-- summary: One row per conversation: path, intent, turns, first response, handoff, resolution, reopen and CSAT; every report builds on it.
+-- definition: Builds on `conversations`, `turn_facts`, `messages`, `handoffs` and `csat`.
+--   The *path* is derived from what happened, not from a stored label: `ai_only` when the
+--   assistant answered and no person took part, `ai_then_human` when the assistant took part
+--   and then a person (a handoff or an agent message), `human_only` when no automated turn exists
+--   (email, imported tickets). The *outcome*: `automated_confirmed` / `automated_assumed` for an
+--   ai_only conversation whose last turn answered and was not marked unhelpful (confirmed when
+--   the shopper said it helped, assumed when they left after the answer without asking for a
+--   person); `abandoned` when the shopper left without an answer that helped (or left a handoff
+--   before an agent came); `human_resolved` when a person resolved it; `open` while it is going on.
+--   *Reopen*: the same customer's next conversation about the same intent or the same order; its
+--   gap is measured from this conversation's end to that one's start (a contact that started
+--   before this one ended has a gap of 0 or less and counts as a reopen within any window).
+-- column: shop_id | The shop.
+-- column: conversation_id | The conversation.
+-- column: channel | chat, email, contact_form, ... as ingested.
+-- column: customer_id | The shop's customer id when known (verified or from the helpdesk); NULL for anonymous chats.
+-- column: order_id | The order the conversation is about, when known.
+-- column: started_at | First message (UTC).
+-- column: ended_at | Last activity (UTC); the start when unknown.
+-- column: week | Monday (UTC) of the week the conversation started, as a DATE.
+-- column: intent | The conversation's primary intent; else its first turn's intent; else `unclassified`.
+-- column: intents_seen | Distinct intents among its turns (several when the shopper changed subject).
+-- column: path | ai_only, ai_then_human or human_only (see the definition).
+-- column: outcome | automated_confirmed, automated_assumed, human_resolved, abandoned or open.
+-- column: resolved | outcome is automated_* or human_resolved.
+-- column: automated | outcome is automated_confirmed or automated_assumed.
+-- column: shopper_messages | Messages from the shopper.
+-- column: ai_turns | Automated turns.
+-- column: ai_answers | Automated turns that answered.
+-- column: abstentions | Automated turns that abstained.
+-- column: agent_messages | Messages from agents (agent replies).
+-- column: first_response_seconds | From the first shopper message to the first assistant or agent message after it.
+-- column: handed_off | Whether the conversation was escalated to a person.
+-- column: handoff_reason | Reason of the first handoff: explicit_request, sensitive_intent, low_confidence, missing_data.
+-- column: handoff_at | When the first handoff happened.
+-- column: human_response_seconds | From the first handoff to the first agent reply; NULL while no agent has replied.
+-- column: agent_handle_seconds | Agent working time on the conversation, as recorded by the helpdesk or inbox.
+-- column: next_contact_gap_seconds | Seconds from this conversation's end to the same customer's next conversation on the same intent or order; NULL when there is none.
+-- column: previous_contact_gap_seconds | Seconds from the end of the same customer's previous conversation on the same intent or order to this one's start; NULL when there is none.
+-- column: reopened_within_7d | resolved and next_contact_gap_seconds <= 7 days (the `reopen` report takes any window).
+-- column: csat_score | CSAT score 1..5 when the shopper rated the conversation.
+-- column: first_question | The shopper's first message (PII-redacted).
+WITH turn_stats AS (
+  SELECT shop_id, conversation_id,
+         count(*) AS ai_turns,
+         count(CASE WHEN answered THEN 1 END) AS ai_answers,
+         count(CASE WHEN abstained THEN 1 END) AS abstentions,
+         count(DISTINCT intent) AS intents_seen,
+         (array_agg(intent ORDER BY created_at, turn_id))[1] AS first_turn_intent,
+         (array_agg(answered ORDER BY created_at DESC, turn_id DESC))[1] AS last_turn_answered,
+         (array_agg(helpful ORDER BY created_at DESC, turn_id DESC))[1] AS last_turn_helpful,
+         bool_or(helpful) AS said_helpful
+  FROM turn_facts
+  GROUP BY shop_id, conversation_id
+),
+first_shopper_message AS (
+  SELECT shop_id, conversation_id,
+         min(created_at) AS at,
+         (array_agg(text ORDER BY created_at, seq))[1] AS text
+  FROM messages
+  WHERE role = 'shopper'
+  GROUP BY shop_id, conversation_id
+),
+message_stats AS (
+  SELECT m.shop_id, m.conversation_id,
+         count(CASE WHEN m.role = 'shopper' THEN 1 END) AS shopper_messages,
+         count(CASE WHEN m.role = 'agent' THEN 1 END) AS agent_messages,
+         min(CASE WHEN m.role IN ('ai', 'agent') AND m.created_at >= f.at THEN m.created_at END) AS first_response_at,
+         min(CASE WHEN m.role = 'agent' THEN m.created_at END) AS first_agent_at,
+         max(m.created_at) AS last_message_at
+  FROM messages m
+  LEFT JOIN first_shopper_message f ON f.shop_id = m.shop_id AND f.conversation_id = m.conversation_id
+  GROUP BY m.shop_id, m.conversation_id
+),
+handoff_stats AS (
+  SELECT shop_id, conversation_id,
+         min(created_at) AS handoff_at,
+         (array_agg(coalesce(reason, 'unspecified') ORDER BY created_at, id))[1] AS handoff_reason,
+         min(first_agent_reply_at) AS first_agent_reply_at,
+         max(resolved_at) AS resolved_at
+  FROM handoffs
+  GROUP BY shop_id, conversation_id
+),
+facts AS (
+  SELECT
+    c.shop_id,
+    c.id AS conversation_id,
+    c.channel,
+    c.customer_id,
+    c.order_id,
+    c.started_at,
+    coalesce(c.ended_at, m.last_message_at, c.started_at) AS ended_at,
+    coalesce(c.primary_intent, t.first_turn_intent, 'unclassified') AS intent,
+    coalesce(t.intents_seen, 0) AS intents_seen,
+    c.status,
+    coalesce(c.shopper_confirmed, false) OR coalesce(t.said_helpful, false) AS confirmed,
+    coalesce(t.last_turn_answered, false) AND coalesce(t.last_turn_helpful, true) AS ended_on_answer,
+    coalesce(t.ai_turns, 0) AS ai_turns,
+    coalesce(t.ai_answers, 0) AS ai_answers,
+    coalesce(t.abstentions, 0) AS abstentions,
+    coalesce(m.shopper_messages, 0) AS shopper_messages,
+    coalesce(m.agent_messages, 0) AS agent_messages,
+    date_part('epoch', m.first_response_at) - date_part('epoch', f.at) AS first_response_seconds,
+    h.handoff_at IS NOT NULL AS handed_off,
+    h.handoff_reason,
+    h.handoff_at,
+    h.resolved_at AS handoff_resolved_at,
+    date_part('epoch', coalesce(h.first_agent_reply_at, CASE WHEN m.first_agent_at >= h.handoff_at THEN m.first_agent_at END))
+      - date_part('epoch', h.handoff_at) AS human_response_seconds,
+    c.agent_handle_seconds,
+    f.text AS first_question
+  FROM conversations c
+  LEFT JOIN turn_stats t ON t.shop_id = c.shop_id AND t.conversation_id = c.id
+  LEFT JOIN message_stats m ON m.shop_id = c.shop_id AND m.conversation_id = c.id
+  LEFT JOIN first_shopper_message f ON f.shop_id = c.shop_id AND f.conversation_id = c.id
+  LEFT JOIN handoff_stats h ON h.shop_id = c.shop_id AND h.conversation_id = c.id
+),
+classified AS (
+  SELECT facts.*,
+         CASE
+           WHEN ai_turns > 0 AND (handed_off OR agent_messages > 0) THEN 'ai_then_human'
+           WHEN ai_turns > 0 THEN 'ai_only'
+           ELSE 'human_only'
+         END AS path
+  FROM facts
+),
+outcomes AS (
+  SELECT classified.*,
+         CASE
+           WHEN path = 'ai_only' THEN
+             CASE
+               WHEN status = 'open' THEN 'open'
+               WHEN ended_on_answer AND confirmed THEN 'automated_confirmed'
+               WHEN ended_on_answer THEN 'automated_assumed'
+               ELSE 'abandoned'
+             END
+           WHEN status = 'resolved' OR handoff_resolved_at IS NOT NULL THEN 'human_resolved'
+           WHEN status = 'abandoned' THEN 'abandoned'
+           ELSE 'open'
+         END AS outcome,
+         -- The same customer's neighbouring contacts about the same intent, and about the same order.
+         lead(started_at) OVER (PARTITION BY shop_id, customer_id, intent ORDER BY started_at, conversation_id) AS next_same_intent_at,
+         lag(ended_at) OVER (PARTITION BY shop_id, customer_id, intent ORDER BY started_at, conversation_id) AS previous_same_intent_end,
+         CASE WHEN order_id IS NOT NULL THEN
+           lead(started_at) OVER (PARTITION BY shop_id, customer_id, order_id ORDER BY started_at, conversation_id) END AS next_same_order_at,
+         CASE WHEN order_id IS NOT NULL THEN
+           lag(ended_at) OVER (PARTITION BY shop_id, customer_id, order_id ORDER BY started_at, conversation_id) END AS previous_same_order_end
+  FROM classified
+),
+gaps AS (
+  SELECT outcomes.*,
+         outcome IN ('automated_confirmed', 'automated_assumed', 'human_resolved') AS resolved,
+         outcome IN ('automated_confirmed', 'automated_assumed') AS automated,
+         CASE WHEN customer_id IS NOT NULL THEN
+           date_part('epoch', least(next_same_intent_at, next_same_order_at)) - date_part('epoch', ended_at) END
+           AS next_contact_gap_seconds,
+         CASE WHEN customer_id IS NOT NULL THEN
+           date_part('epoch', started_at) - date_part('epoch', greatest(previous_same_intent_end, previous_same_order_end)) END
+           AS previous_contact_gap_seconds
+  FROM outcomes
+)
+SELECT
+  g.shop_id, g.conversation_id, g.channel, g.customer_id, g.order_id,
+  g.started_at, g.ended_at,
+  CAST(date_trunc('week', g.started_at) AS DATE) AS week,
+  g.intent, g.intents_seen, g.path, g.outcome, g.resolved, g.automated,
+  g.shopper_messages, g.ai_turns, g.ai_answers, g.abstentions, g.agent_messages,
+  g.first_response_seconds,
+  g.handed_off, g.handoff_reason, g.handoff_at, g.human_response_seconds,
+  g.agent_handle_seconds,
+  g.next_contact_gap_seconds,
+  g.previous_contact_gap_seconds,
+  g.resolved AND coalesce(g.next_contact_gap_seconds <= 7 * 86400, false) AS reopened_within_7d,
+  s.score AS csat_score,
+  g.first_question
+FROM gaps g
+LEFT JOIN csat s ON s.shop_id = g.shop_id AND s.conversation_id = g.conversation_id

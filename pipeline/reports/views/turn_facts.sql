@@ -1,0 +1,77 @@
+-- view: turn_facts
+-- title: Turn facts
+-- summary: One row per automated answer: intent, confidence, whether it answered, what it retrieved, and the question it answered.
+-- definition: Builds on `turns`, `messages` and `handoffs`. A turn *answered* when it did not
+--   abstain and was not only a verification request or a handoff (answer kinds `abstain`,
+--   `verification`, `handoff`). The *question* is the shopper's latest message at or before the
+--   turn, or, when the previous turn asked for verification, before that request (the reply
+--   in between is an order number and email, not a question); PII was redacted at ingest. The *topic* of a turn is the retriever's top-ranked
+--   document (`retrieved` is stored in rank order), whether or not the answer cited it.
+-- column: shop_id | The shop.
+-- column: turn_id | The turn.
+-- column: conversation_id | Its conversation.
+-- column: message_id | The assistant message that carried the answer.
+-- column: created_at | When the answer was sent (UTC).
+-- column: intent | Classified intent; `unclassified` when missing.
+-- column: confidence | Classifier/answer confidence, 0..1.
+-- column: answer_kind | order_data, stock, product_facts, return_eligibility, knowledge, verification, handoff or abstain.
+-- column: answered | true when the turn gave an answer (see the definition).
+-- column: abstained | true when the assistant said it did not know.
+-- column: abstain_reason | no_relevant_passage, missing_data, out_of_scope, ...
+-- column: needs_verification | true when the turn asked the shopper to verify first.
+-- column: helpful | The shopper's feedback on this answer, when given.
+-- column: handoff_reason | For handoff turns: the reason of the conversation's first handoff.
+-- column: follows_abstention | true when the conversation's previous turn abstained.
+-- column: topic | Top retrieved document key; NULL when nothing was retrieved.
+-- column: topic_score | Its fused retrieval score.
+-- column: latency_ms | Time to answer.
+-- column: question | The shopper message this turn answered (PII-redacted).
+WITH first_handoff AS (
+  SELECT shop_id, conversation_id, (array_agg(reason ORDER BY created_at, id))[1] AS reason
+  FROM handoffs
+  GROUP BY shop_id, conversation_id
+),
+ordered AS (
+  SELECT turns.*,
+         lag(coalesce(abstained, false)) OVER conversation_turns AS previous_abstained,
+         lag(answer_kind) OVER conversation_turns AS previous_kind,
+         lag(created_at) OVER conversation_turns AS previous_at
+  FROM turns
+  WINDOW conversation_turns AS (PARTITION BY shop_id, conversation_id ORDER BY created_at, id)
+),
+questions AS (
+  -- After a verification request the shopper's next message is their order number and
+  -- email, not a question: the question is then the last message before that request.
+  SELECT t.shop_id, t.id AS turn_id,
+         (array_agg(m.text ORDER BY m.created_at DESC, m.seq DESC))[1] AS question
+  FROM ordered t
+  JOIN messages m ON m.shop_id = t.shop_id AND m.conversation_id = t.conversation_id
+  WHERE m.role = 'shopper'
+    AND m.created_at <= CASE WHEN t.previous_kind = 'verification' THEN t.previous_at ELSE t.created_at END
+  GROUP BY t.shop_id, t.id
+)
+SELECT
+  t.shop_id,
+  t.id AS turn_id,
+  t.conversation_id,
+  t.message_id,
+  t.created_at,
+  coalesce(t.intent, 'unclassified') AS intent,
+  t.confidence,
+  t.answer_kind,
+  -- Kinds that are not answers; NOT IN over a NULL kind would be NULL, hence the coalesce.
+  (NOT coalesce(t.abstained, false)
+    AND coalesce(t.answer_kind, '') NOT IN ('abstain', 'verification', 'handoff')) AS answered,
+  coalesce(t.abstained, false) AS abstained,
+  t.abstain_reason,
+  coalesce(t.needs_verification, false) AS needs_verification,
+  t.helpful,
+  CASE WHEN t.answer_kind = 'handoff' THEN h.reason END AS handoff_reason,
+  coalesce(t.previous_abstained, false) AS follows_abstention,
+  t.retrieved[1]['doc_key'] AS topic,
+  t.retrieved[1]['fused'] AS topic_score,
+  t.latency_ms,
+  q.question
+FROM ordered t
+LEFT JOIN first_handoff h ON h.shop_id = t.shop_id AND h.conversation_id = t.conversation_id
+LEFT JOIN questions q ON q.shop_id = t.shop_id AND q.turn_id = t.id
