@@ -231,8 +231,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let definition = pipeline::report::catalog::report(&name)?;
             let text = if sql {
                 format!(
-                    "-- pipeline/reports/{}\n{}",
-                    definition.path, definition.sql
+                    "-- pipeline/reports/{}\n{}{}",
+                    definition.path, definition.header, definition.sql
                 )
             } else {
                 let lake = Lake::open(config.lake_url()?)?;

@@ -135,6 +135,8 @@ pub struct Definition {
     pub window_days: Option<i64>,
     /// A step applied after the SQL by another crate (`-- post: cluster_questions`).
     pub post: Option<String>,
+    /// The header comment as written (definition, parameters, columns).
+    pub header: String,
     /// The statement, with `-- include:` lines replaced by the fragments they name.
     pub sql: String,
 }
@@ -207,6 +209,7 @@ fn parse(path: &'static str, text: &str) -> std::result::Result<Definition, Stri
         chart: None,
         window_days: None,
         post: None,
+        header: String::new(),
         sql: String::new(),
     };
     // Which free-text field an indented continuation line extends.
@@ -220,6 +223,8 @@ fn parse(path: &'static str, text: &str) -> std::result::Result<Definition, Stri
     let mut continues = Continues::Nothing;
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next_if(|l| l.starts_with("--")) {
+        d.header.push_str(line);
+        d.header.push('\n');
         let content = &line[2..];
         if content.starts_with("   ") || content.trim().is_empty() {
             let more = content.trim();

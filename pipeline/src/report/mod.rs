@@ -53,6 +53,7 @@ impl ReportOutput {
 /// Runs the SQL of report `name` over the lake.
 pub async fn run(engine: &SqlEngine, name: &str, args: &ReportArgs) -> Result<ReportOutput> {
     let definition = catalog::report(name)?;
+    let started = std::time::Instant::now();
     let params = params::resolve(engine, definition, args).await?;
     let bound: HashMap<String, _> = params
         .iter()
@@ -62,6 +63,12 @@ pub async fn run(engine: &SqlEngine, name: &str, args: &ReportArgs) -> Result<Re
         .query_with_params(&definition.sql, bound)
         .await
         .map_err(|e| PipelineError::Report(format!("report {name}: {e}")))?;
+    tracing::info!(
+        report = name,
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        seconds = started.elapsed().as_secs_f64(),
+        "report sql ran"
+    );
     Ok(ReportOutput {
         definition,
         params,
