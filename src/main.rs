@@ -332,8 +332,8 @@ const DEMO_QUERIES: &[(&str, &str)] = &[
         "SELECT (SELECT count(*) FROM products) AS products, (SELECT count(*) FROM variants) AS variants, (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM conversations) AS conversations, (SELECT count(*) FROM messages) AS messages",
     ),
     (
-        "How are conversations resolved?",
-        "SELECT resolution_path, count(*) AS conversations, round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct FROM conversations GROUP BY resolution_path ORDER BY conversations DESC",
+        "How are conversations resolved? (the conversation_facts view every report builds on)",
+        "SELECT path, outcome, count(*) AS conversations, round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct FROM conversation_facts GROUP BY path, outcome ORDER BY path, conversations DESC",
     ),
     (
         "What do shoppers ask about most, and how often does the AI abstain?",
@@ -341,7 +341,7 @@ const DEMO_QUERIES: &[(&str, &str)] = &[
     ),
     (
         "CSAT by resolution path",
-        "SELECT c.resolution_path, count(*) AS ratings, round(avg(s.score), 2) AS avg_score, round(100.0 * avg(CASE WHEN s.score >= 4 THEN 1.0 ELSE 0.0 END), 1) AS pct_4_5 FROM csat s JOIN conversations c ON c.id = s.conversation_id GROUP BY c.resolution_path ORDER BY avg_score DESC",
+        "SELECT path, count(csat_score) AS ratings, round(avg(csat_score), 2) AS avg_score, round(100.0 * avg(CASE WHEN csat_score >= 4 THEN 1.0 ELSE 0.0 END), 1) AS pct_4_5 FROM conversation_facts WHERE csat_score IS NOT NULL GROUP BY path ORDER BY avg_score DESC",
     ),
 ];
 
@@ -375,5 +375,8 @@ async fn demo(config: &Config, store: &Path) -> Result<()> {
         println!("{}", render(&engine.query(sql).await?, Format::Table)?);
     }
     println!("\nAsk your own: supportlake sql \"SELECT ...\"   (tables: supportlake tables)");
+    println!(
+        "The reports: supportlake report --list; e.g. supportlake report knowledge-gaps --format html -o gaps.html"
+    );
     Ok(())
 }

@@ -25,10 +25,38 @@ const EXAMPLES: usize = 3;
 /// Named products and retrieved documents listed per cluster.
 const MENTIONS: usize = 4;
 
-/// Everything known about one distinct question text.
+/// What makes two questions the same question: case, spacing and the numbers in them
+/// ("order #1042" and "order #3521") do not matter. Embedding one text per key instead of
+/// per spelling cut the scale-100 run's model work by most of it (BENCHMARKS.md).
+fn question_key(text: &str) -> String {
+    let mut key = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        let mut in_number = false;
+        for c in word.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_digit() {
+                if !in_number {
+                    key.push('#');
+                }
+                in_number = true;
+            } else {
+                key.push(c);
+                in_number = false;
+            }
+        }
+    }
+    key
+}
+
+/// Everything known about one question (all its spellings, see [`question_key`]).
 #[derive(Debug, Default)]
 struct Question {
+    key: String,
+    /// The most asked spelling, shown to people.
     text: String,
+    spellings: BTreeMap<String, i64>,
     turns: i64,
     conversations: BTreeSet<String>,
     escalated: BTreeSet<String>,
@@ -46,18 +74,20 @@ fn questions(stage: &[RecordBatch]) -> Result<Vec<Question>, IndexError> {
     let turns = integers(stage, "unanswered_turns")?;
     let handed_off = booleans(stage, "handed_off")?;
     let csat = integers(stage, "csat_score")?;
-    let topics = strings(stage, "latest_topic")?;
-    let mut by_text: HashMap<String, Question> = HashMap::new();
+    let topics = strings(stage, "topic")?;
+    let mut by_key: HashMap<String, Question> = HashMap::new();
     for i in 0..texts.len() {
         let (Some(text), Some(conversation)) = (&texts[i], &conversations[i]) else {
             continue;
         };
-        let q = by_text.entry(text.clone()).or_insert_with(|| Question {
-            text: text.clone(),
+        let key = question_key(text);
+        let q = by_key.entry(key.clone()).or_insert_with(|| Question {
+            key,
             ..Question::default()
         });
         let n = turns[i].unwrap_or(1);
         q.turns += n;
+        *q.spellings.entry(text.clone()).or_default() += n;
         q.conversations.insert(conversation.clone());
         if handed_off[i] == Some(true) {
             q.escalated.insert(conversation.clone());
@@ -75,13 +105,17 @@ fn questions(stage: &[RecordBatch]) -> Result<Vec<Question>, IndexError> {
             *q.topics.entry(topic.clone()).or_default() += n;
         }
     }
-    let mut all: Vec<Question> = by_text.into_values().collect();
+    let mut all: Vec<Question> = by_key
+        .into_values()
+        .map(|mut q| {
+            q.text = ranked_names(&q.spellings, 1).remove(0);
+            q
+        })
+        .collect();
     all.sort_by(|a, b| b.turns.cmp(&a.turns).then_with(|| a.text.cmp(&b.text)));
     Ok(all)
 }
 
-/// Embeds texts in batches of similar length (a batch is padded to its longest text, so
-/// mixing a heading with a long section wastes most of the work), in the given order.
 fn embed_all(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, IndexError> {
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
@@ -195,7 +229,7 @@ pub fn knowledge_gaps(
 ) -> Result<RecordBatch, IndexError> {
     let started = std::time::Instant::now();
     let questions = questions(stage)?;
-    let texts: Vec<String> = questions.iter().map(|q| q.text.clone()).collect();
+    let texts: Vec<String> = questions.iter().map(|q| q.key.clone()).collect();
     let vectors = embed_all(embedder, &texts)?;
     let embedded_questions = started.elapsed();
     let clusters = leader_clusters(&vectors, threshold);
@@ -368,6 +402,22 @@ mod tests {
         assert_eq!(leader_clusters(&vectors, 0.8), [0, 1, 0, 1, 2]);
         // A threshold no pair reaches keeps every vector alone.
         assert_eq!(leader_clusters(&vectors, 0.9999), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn spellings_of_one_question_share_a_key() {
+        assert_eq!(
+            question_key("Check  status of Order #1042"),
+            "check status of order ##"
+        );
+        assert_eq!(
+            question_key("check status of order #3521"),
+            question_key("CHECK status of order #9")
+        );
+        assert_ne!(
+            question_key("do you ship to Canada"),
+            question_key("do you ship to Canada?")
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 -- column: cluster | The cluster's most asked question; among equally asked ones, the one closest to the centroid.
 -- column: unanswered_turns | Unanswered turns whose question falls in the cluster.
 -- column: conversations | Distinct conversations.
--- column: distinct_questions | Distinct question texts in the cluster.
+-- column: distinct_questions | Distinct questions in the cluster (spellings differing only in case, spacing or numbers count once).
 -- column: intents | The cluster's intents, most frequent first.
 -- column: escalation_share | Share of its conversations handed off to a person.
 -- column: dissatisfied_share | Share of its rated conversations scored 1–3; 0 when none was rated.
@@ -30,7 +30,7 @@
 -- column: closest_title | Its title path.
 -- column: closest_url | Its storefront URL.
 -- column: similarity | Cosine similarity between the cluster centroid and that passage.
--- column: mentions | Products and policies the questions name or the retriever pointed at most, separated by `, `.
+-- column: mentions | Products the questions name, then the documents the retriever ranked first most often, separated by `, `.
 -- chart: bar x=cluster y=impact
 WITH unanswered AS (
 -- include: unanswered_turns
@@ -49,7 +49,7 @@ SELECT
   count(*) AS unanswered_turns,
   bool_or(handed_off) AS handed_off,
   max(csat_score) AS csat_score,
-  (array_agg(topic ORDER BY created_at DESC))[1] AS latest_topic,
+  max(topic) AS topic,
   max(created_at) AS last_asked
 FROM scoped
 GROUP BY question, intent, conversation_id

@@ -29,14 +29,14 @@ WITH presale AS (
     AND f.started_at >= $from AND f.started_at < $to AND ($shop = '*' OR f.shop_id = $shop)
 ),
 first_orders AS (
-  SELECT p.shop_id, p.conversation_id,
-         min(o.created_at) AS ordered_at,
-         (array_agg(o.total_price ORDER BY o.created_at, o.id))[1] AS order_value
-  FROM presale p
-  JOIN orders o ON o.shop_id = p.shop_id AND o.customer_id = p.customer_id
-  WHERE o.created_at >= p.started_at
-    AND date_part('epoch', o.created_at) - date_part('epoch', p.started_at) <= $order_window_days * 86400
-  GROUP BY p.shop_id, p.conversation_id
+  SELECT shop_id, conversation_id, ordered_at, order_value
+  FROM (SELECT p.shop_id, p.conversation_id, o.created_at AS ordered_at, o.total_price AS order_value,
+               row_number() OVER (PARTITION BY p.shop_id, p.conversation_id ORDER BY o.created_at, o.id) AS n
+        FROM presale p
+        JOIN orders o ON o.shop_id = p.shop_id AND o.customer_id = p.customer_id
+        WHERE o.created_at >= p.started_at
+          AND date_part('epoch', o.created_at) - date_part('epoch', p.started_at) <= $order_window_days * 86400) ranked
+  WHERE n = 1
 )
 SELECT
   coalesce(p.intent, 'all') AS intent,

@@ -40,49 +40,57 @@ scoped AS (
   FROM unanswered
   WHERE created_at >= $prev_from AND created_at < $to
 ),
-counts AS (
+by_question AS (
+  -- One pass over the turns, per question (per topic, and across the intent's topics); the
+  -- rows are then summed per topic. Two passes (counts, then examples) cost twice the
+  -- turn_facts view, which DataFusion does not materialise between CTE references.
   SELECT
     intent,
     coalesce(topic, 'all') AS topic,
-    count(CASE WHEN current_period THEN 1 END) AS unanswered_turns,
-    count(DISTINCT CASE WHEN current_period THEN conversation_id END) AS conversations,
+    question,
+    count(CASE WHEN current_period THEN 1 END) AS asked,
     count(CASE WHEN current_period AND unanswered_kind = 'abstained' THEN 1 END) AS abstained,
     count(CASE WHEN current_period AND unanswered_kind = 'low_confidence' THEN 1 END) AS low_confidence,
     count(CASE WHEN current_period AND unanswered_kind = 'escalated' THEN 1 END) AS escalated,
-    count(CASE WHEN NOT current_period THEN 1 END) AS previous_turns
+    count(CASE WHEN NOT current_period THEN 1 END) AS previous_turns,
+    max(CASE WHEN current_period THEN created_at END) AS last_asked,
+    array_agg(DISTINCT conversation_id) FILTER (WHERE current_period) AS conversations
   FROM scoped
-  GROUP BY GROUPING SETS ((intent, topic), (intent))
-),
-question_counts AS (
-  SELECT intent, coalesce(topic, 'all') AS topic, question, count(*) AS asked, max(created_at) AS last_asked
-  FROM scoped
-  WHERE current_period AND question IS NOT NULL
   GROUP BY GROUPING SETS ((intent, topic, question), (intent, question))
 ),
-examples AS (
-  SELECT intent, topic,
-         array_to_string(array_slice(array_agg(question ORDER BY asked DESC, last_asked DESC, question), 1, 3), ' | ')
-           AS example_questions
-  FROM question_counts
+by_topic AS (
+  SELECT
+    intent,
+    topic,
+    sum(asked) AS unanswered_turns,
+    coalesce(array_length(array_distinct(flatten(
+      array_agg(conversations) FILTER (WHERE conversations IS NOT NULL)))), 0) AS conversations,
+    sum(abstained) AS abstained,
+    sum(low_confidence) AS low_confidence,
+    sum(escalated) AS escalated,
+    sum(previous_turns) AS previous_turns,
+    array_to_string(array_slice(
+      array_agg(question ORDER BY asked DESC, last_asked DESC, question)
+        FILTER (WHERE asked > 0 AND question IS NOT NULL), 1, 3), ' | ') AS example_questions
+  FROM by_question
   GROUP BY intent, topic
 )
 SELECT
-  c.intent,
-  c.topic,
-  c.unanswered_turns,
-  c.conversations,
-  c.abstained,
-  c.low_confidence,
-  c.escalated,
-  c.previous_turns,
-  c.unanswered_turns - c.previous_turns AS change,
-  round(CAST(c.unanswered_turns - c.previous_turns AS DOUBLE) / nullif(c.previous_turns, 0), 4) AS change_pct,
-  coalesce(x.example_questions, '') AS example_questions
-FROM counts c
-LEFT JOIN examples x ON x.intent = c.intent AND x.topic = c.topic
+  intent,
+  topic,
+  unanswered_turns,
+  conversations,
+  abstained,
+  low_confidence,
+  escalated,
+  previous_turns,
+  unanswered_turns - previous_turns AS change,
+  round(CAST(unanswered_turns - previous_turns AS DOUBLE) / nullif(previous_turns, 0), 4) AS change_pct,
+  coalesce(example_questions, '') AS example_questions
+FROM by_topic
 ORDER BY
-  sum(CASE WHEN c.topic = 'all' THEN c.unanswered_turns END) OVER (PARTITION BY c.intent) DESC,
-  c.intent,
-  CASE WHEN c.topic = 'all' THEN 0 ELSE 1 END,
-  c.unanswered_turns DESC,
-  c.topic
+  sum(CASE WHEN topic = 'all' THEN unanswered_turns END) OVER (PARTITION BY intent) DESC,
+  intent,
+  CASE WHEN topic = 'all' THEN 0 ELSE 1 END,
+  unanswered_turns DESC,
+  topic

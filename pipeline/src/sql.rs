@@ -212,7 +212,10 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
             Ok(String::from_utf8_lossy(&out).into_owned())
         }
         Format::Json => {
-            let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+            // Explicit nulls: every row carries every column, so readers see a stable shape.
+            let mut writer = arrow_json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow_json::writer::JsonArray>(Vec::new());
             for batch in batches {
                 writer.write(batch)?;
             }

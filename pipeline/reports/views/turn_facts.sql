@@ -22,33 +22,41 @@
 -- column: helpful | The shopper's feedback on this answer, when given.
 -- column: handoff_reason | For handoff turns: the reason of the conversation's first handoff.
 -- column: follows_abstention | true when the conversation's previous turn abstained.
+-- column: turn_number | 1 for the conversation's first automated turn, 2 for the next, ...
+-- column: conversation_turns | Automated turns in the conversation.
 -- column: topic | Top retrieved document key; NULL when nothing was retrieved.
 -- column: topic_score | Its fused retrieval score.
 -- column: latency_ms | Time to answer.
 -- column: question | The shopper message this turn answered (PII-redacted).
 WITH first_handoff AS (
-  SELECT shop_id, conversation_id, (array_agg(reason ORDER BY created_at, id))[1] AS reason
-  FROM handoffs
-  GROUP BY shop_id, conversation_id
+  SELECT shop_id, conversation_id, reason
+  FROM (SELECT shop_id, conversation_id, reason,
+               row_number() OVER (PARTITION BY shop_id, conversation_id ORDER BY created_at, id) AS n
+        FROM handoffs) ranked
+  WHERE n = 1
 ),
 ordered AS (
   SELECT turns.*,
          lag(coalesce(abstained, false)) OVER conversation_turns AS previous_abstained,
          lag(answer_kind) OVER conversation_turns AS previous_kind,
-         lag(created_at) OVER conversation_turns AS previous_at
+         lag(created_at) OVER conversation_turns AS previous_at,
+         row_number() OVER conversation_turns AS turn_number,
+         count(*) OVER (PARTITION BY shop_id, conversation_id) AS conversation_turns
   FROM turns
   WINDOW conversation_turns AS (PARTITION BY shop_id, conversation_id ORDER BY created_at, id)
 ),
-questions AS (
+question_candidates AS (
   -- After a verification request the shopper's next message is their order number and
   -- email, not a question: the question is then the last message before that request.
-  SELECT t.shop_id, t.id AS turn_id,
-         (array_agg(m.text ORDER BY m.created_at DESC, m.seq DESC))[1] AS question
+  SELECT t.shop_id, t.id AS turn_id, m.text,
+         row_number() OVER (PARTITION BY t.shop_id, t.id ORDER BY m.created_at DESC, m.seq DESC) AS recency
   FROM ordered t
   JOIN messages m ON m.shop_id = t.shop_id AND m.conversation_id = t.conversation_id
   WHERE m.role = 'shopper'
     AND m.created_at <= CASE WHEN t.previous_kind = 'verification' THEN t.previous_at ELSE t.created_at END
-  GROUP BY t.shop_id, t.id
+),
+questions AS (
+  SELECT shop_id, turn_id, text AS question FROM question_candidates WHERE recency = 1
 )
 SELECT
   t.shop_id,
@@ -68,6 +76,8 @@ SELECT
   t.helpful,
   CASE WHEN t.answer_kind = 'handoff' THEN h.reason END AS handoff_reason,
   coalesce(t.previous_abstained, false) AS follows_abstention,
+  t.turn_number,
+  t.conversation_turns,
   t.retrieved[1]['doc_key'] AS topic,
   t.retrieved[1]['fused'] AS topic_score,
   t.latency_ms,

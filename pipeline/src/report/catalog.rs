@@ -17,6 +17,7 @@
 //! The files are compiled into the binary, so a report always runs the definition that was
 //! reviewed with the code; `supportlake report NAME --sql` prints the exact statement.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use crate::error::{PipelineError, Result};
@@ -193,6 +194,76 @@ pub fn report(name: &str) -> Result<&'static Definition> {
             names.join(", ")
         ))
     })
+}
+
+/// `docs/metrics.md`: every view, shared definition and report with its definition,
+/// parameters and columns, generated from the headers so the documentation cannot drift from
+/// the SQL (a test compares the file with this).
+pub fn markdown() -> String {
+    let cell = |text: &str| text.replace('|', "\\|");
+    let mut out = String::from(
+        "# Metrics and reports\n\n\
+         <!-- Generated from the headers of pipeline/reports/*.sql: do not edit. After changing a \
+         header, run `UPDATE_DOCS=1 cargo test -p pipeline metrics_doc`. -->\n\n\
+         Every number supportlake reports is a SQL file in `pipeline/reports/`: its header (below) \
+         says what it means, the statement computes it. Run a report with \
+         `supportlake report NAME [--from DATE --to DATE --shop SHOP --param k=v] \
+         [--format table|csv|json|html]`, print its SQL with `supportlake report NAME --sql`, and \
+         query the views directly with `supportlake sql \"SELECT ... FROM conversation_facts\"` \
+         (or from DuckDB, Spark or pandas over the same Delta tables).\n",
+    );
+    let sections = [
+        (
+            Kind::View,
+            "Views",
+            "Registered in every SQL session; the reports build on them.",
+        ),
+        (
+            Kind::Fragment,
+            "Shared definitions",
+            "Included by the reports that name them.",
+        ),
+        (
+            Kind::Report,
+            "Reports",
+            "The names are the CLI (and dashboard) names.",
+        ),
+    ];
+    for (kind, heading, intro) in sections {
+        let _ = write!(out, "\n## {heading}\n\n{intro}\n");
+        for d in all().iter().filter(|d| d.kind == kind) {
+            let title = if d.title.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", d.title)
+            };
+            let _ = write!(out, "\n### `{}`{title}\n\n{}\n", d.name, d.summary);
+            if !d.definition.is_empty() {
+                let _ = write!(out, "\n{}\n", d.definition);
+            }
+            let _ = write!(out, "\nSource: `pipeline/reports/{}`.\n", d.path);
+            if !d.params.is_empty() {
+                out.push_str("\n| parameter | type | default | meaning |\n|---|---|---|---|\n");
+                for p in &d.params {
+                    let ty = format!("{:?}", p.ty).to_lowercase();
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | {ty} | `{}` | {} |",
+                        p.name,
+                        cell(&p.default),
+                        cell(&p.description)
+                    );
+                }
+            }
+            if !d.columns.is_empty() {
+                out.push_str("\n| column | meaning |\n|---|---|\n");
+                for c in &d.columns {
+                    let _ = writeln!(out, "| `{}` | {} |", c.name, cell(&c.description));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn parse(path: &'static str, text: &str) -> std::result::Result<Definition, String> {
@@ -483,6 +554,27 @@ mod tests {
         assert!(parse_param("n int | no default").is_err());
         assert!(parse_chart("pie x=a y=b").is_err());
         assert!(expand_includes("-- include: nope", &[]).is_err());
+    }
+
+    #[test]
+    fn metrics_doc_is_generated_from_the_headers() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md");
+        let generated = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            current == generated,
+            "docs/metrics.md is out of date: run UPDATE_DOCS=1 cargo test -p pipeline metrics_doc"
+        );
+        for d in all() {
+            assert!(
+                current.contains(&format!("### `{}`", d.name)),
+                "{} missing",
+                d.name
+            );
+        }
     }
 
     #[test]

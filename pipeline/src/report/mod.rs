@@ -92,20 +92,18 @@ pub fn render(output: &ReportOutput, format: ReportFormat) -> Result<String> {
         ReportFormat::Table => render_rows(&output.batches, Format::Table),
         ReportFormat::Csv => render_rows(&output.batches, Format::Csv),
         ReportFormat::Json => {
-            let rows: serde_json::Value =
-                serde_json::from_str(&render_rows(&output.batches, Format::Json)?)
-                    .map_err(|e| PipelineError::Report(format!("rows as JSON: {e}")))?;
             let params: serde_json::Map<String, serde_json::Value> = output
                 .params
                 .iter()
                 .map(|p| (p.name.clone(), p.display.clone().into()))
                 .collect();
-            let document = serde_json::json!({
-                "report": output.definition.name,
-                "params": params,
-                "rows": rows,
-            });
-            Ok(serde_json::to_string_pretty(&document).expect("JSON values serialise"))
+            // The rows are spliced in as written, so their columns keep the report's order.
+            Ok(format!(
+                "{{\n  \"report\": {},\n  \"params\": {},\n  \"rows\": {}\n}}",
+                serde_json::Value::from(output.definition.name.as_str()),
+                serde_json::Value::Object(params),
+                render_rows(&output.batches, Format::Json)?
+            ))
         }
         ReportFormat::Html => html::page(output),
     }
