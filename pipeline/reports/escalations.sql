@@ -22,35 +22,37 @@
 -- column: median_human_response_minutes | Median of the same.
 -- chart: bar x=intent y=escalation_rate where reason=all
 WITH scoped AS (
-  SELECT * FROM conversation_facts
+  SELECT intent, coalesce(handoff_reason, '(not escalated)') AS reason, handed_off, human_response_seconds
+  FROM conversation_facts
   WHERE started_at >= $from AND started_at < $to AND ($shop = '*' OR shop_id = $shop)
 ),
-intent_totals AS (
-  SELECT coalesce(intent, 'all') AS intent, count(*) AS conversations
-  FROM scoped
-  GROUP BY GROUPING SETS ((intent), ())
-),
-escalated AS (
+grouped AS (
+  -- One pass for totals and breakdowns (a CTE used twice is computed twice in DataFusion).
   SELECT
     coalesce(intent, 'all') AS intent,
-    coalesce(handoff_reason, 'all') AS reason,
-    count(*) AS escalations,
-    count(CASE WHEN human_response_seconds IS NULL THEN 1 END) AS awaiting_reply,
+    coalesce(reason, 'all') AS reason,
+    count(CASE WHEN handed_off THEN 1 END) AS escalations,
+    count(*) AS conversations_in_group,
+    count(CASE WHEN handed_off AND human_response_seconds IS NULL THEN 1 END) AS awaiting_reply,
     round(avg(human_response_seconds) / 60.0, 1) AS avg_human_response_minutes,
     round(median(human_response_seconds) / 60.0, 1) AS median_human_response_minutes
   FROM scoped
-  WHERE handed_off
-  GROUP BY GROUPING SETS ((intent, handoff_reason), (intent), (handoff_reason), ())
+  GROUP BY GROUPING SETS ((intent, reason), (intent), (reason), ())
+),
+with_totals AS (
+  SELECT grouped.*,
+         max(CASE WHEN reason = 'all' THEN conversations_in_group END) OVER (PARTITION BY intent) AS conversations
+  FROM grouped
 )
 SELECT
-  t.intent,
-  coalesce(e.reason, 'all') AS reason,
-  t.conversations,
-  coalesce(e.escalations, 0) AS escalations,
-  round(CAST(coalesce(e.escalations, 0) AS DOUBLE) / nullif(t.conversations, 0), 4) AS escalation_rate,
-  coalesce(e.awaiting_reply, 0) AS awaiting_reply,
-  e.avg_human_response_minutes,
-  e.median_human_response_minutes
-FROM intent_totals t
-LEFT JOIN escalated e ON e.intent = t.intent
-ORDER BY t.conversations DESC, t.intent, CASE WHEN coalesce(e.reason, 'all') = 'all' THEN 0 ELSE 1 END, escalations DESC, reason
+  intent,
+  reason,
+  conversations,
+  escalations,
+  round(CAST(escalations AS DOUBLE) / nullif(conversations, 0), 4) AS escalation_rate,
+  awaiting_reply,
+  avg_human_response_minutes,
+  median_human_response_minutes
+FROM with_totals
+WHERE reason <> '(not escalated)'
+ORDER BY conversations DESC, intent, CASE WHEN reason = 'all' THEN 0 ELSE 1 END, escalations DESC, reason

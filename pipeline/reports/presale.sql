@@ -22,32 +22,35 @@
 -- column: median_hours_to_order | Median hours from the conversation's start to that order.
 -- chart: bar x=intent y=conversion_rate where path=all
 WITH presale AS (
-  SELECT f.*
+  SELECT f.shop_id, f.conversation_id, f.intent, f.path, f.customer_id, f.started_at
   FROM conversation_facts f
   JOIN intents i ON i.intent = f.intent
   WHERE i.presale
     AND f.started_at >= $from AND f.started_at < $to AND ($shop = '*' OR f.shop_id = $shop)
 ),
-first_orders AS (
-  SELECT shop_id, conversation_id, ordered_at, order_value
-  FROM (SELECT p.shop_id, p.conversation_id, o.created_at AS ordered_at, o.total_price AS order_value,
-               row_number() OVER (PARTITION BY p.shop_id, p.conversation_id ORDER BY o.created_at, o.id) AS n
-        FROM presale p
-        JOIN orders o ON o.shop_id = p.shop_id AND o.customer_id = p.customer_id
-        WHERE o.created_at >= p.started_at
-          AND date_part('epoch', o.created_at) - date_part('epoch', p.started_at) <= $order_window_days * 86400) ranked
-  WHERE n = 1
+candidates AS (
+  -- Each conversation with its orders in the window, the first one ranked 1 (a conversation
+  -- without any keeps one row with no order). One pass: DataFusion does not materialise a
+  -- CTE used twice, and conversation_facts is the expensive part.
+  SELECT p.intent, p.path, p.customer_id, p.started_at,
+         o.created_at AS ordered_at, o.total_price AS order_value,
+         row_number() OVER (PARTITION BY p.shop_id, p.conversation_id ORDER BY o.created_at, o.id) AS n
+  FROM presale p
+  LEFT JOIN orders o
+    ON o.shop_id = p.shop_id AND o.customer_id = p.customer_id
+   AND o.created_at >= p.started_at
+   AND date_part('epoch', o.created_at) - date_part('epoch', p.started_at) <= $order_window_days * 86400
 )
 SELECT
-  coalesce(p.intent, 'all') AS intent,
-  coalesce(p.path, 'all') AS path,
+  coalesce(intent, 'all') AS intent,
+  coalesce(path, 'all') AS path,
   count(*) AS conversations,
-  count(p.customer_id) AS identified,
-  count(o.ordered_at) AS converted,
-  round(CAST(count(o.ordered_at) AS DOUBLE) / nullif(count(p.customer_id), 0), 4) AS conversion_rate,
-  coalesce(sum(o.order_value), 0) AS order_value,
-  round(median(date_part('epoch', o.ordered_at) - date_part('epoch', p.started_at)) / 3600.0, 1) AS median_hours_to_order
-FROM presale p
-LEFT JOIN first_orders o ON o.shop_id = p.shop_id AND o.conversation_id = p.conversation_id
-GROUP BY GROUPING SETS ((p.intent, p.path), (p.intent), (p.path), ())
+  count(customer_id) AS identified,
+  count(ordered_at) AS converted,
+  round(CAST(count(ordered_at) AS DOUBLE) / nullif(count(customer_id), 0), 4) AS conversion_rate,
+  coalesce(sum(order_value), 0) AS order_value,
+  round(median(date_part('epoch', ordered_at) - date_part('epoch', started_at)) / 3600.0, 1) AS median_hours_to_order
+FROM candidates
+WHERE n = 1
+GROUP BY GROUPING SETS ((intent, path), (intent), (path), ())
 ORDER BY CASE WHEN intent = 'all' THEN 0 ELSE 1 END, intent, CASE WHEN path = 'all' THEN 0 ELSE 1 END, path

@@ -49,7 +49,7 @@ impl std::fmt::Debug for SqlEngine {
 impl SqlEngine {
     /// Registers every table of `lake` by name, then the views built on them.
     pub async fn open(lake: &Lake) -> Result<Self> {
-        let ctx = SessionContext::new();
+        let ctx = crate::lake::session()?;
         let mut registered = register_all(lake, &ctx).await?;
         if registered.is_empty() {
             return Err(PipelineError::Sql(format!(

@@ -134,3 +134,13 @@ fn a_row_with_an_unknown_field_is_a_loud_error() {
         "raw emails must never slip into the customers table"
     );
 }
+
+/// Two DataFusion 55 optimisations return wrong rows on queries the reports run (min/max
+/// windows, same-named join keys): every lake session must keep them off (see `lake::session`).
+#[test]
+fn lake_sessions_keep_the_wrong_result_optimisations_off() {
+    let ctx = pipeline::lake::session().unwrap();
+    let options = ctx.state().config().options().clone();
+    assert!(!options.optimizer.enable_aggregate_dynamic_filter_pushdown);
+    assert!(!options.optimizer.enable_join_dynamic_filter_pushdown);
+}
