@@ -447,8 +447,7 @@ pub fn placeholders(sql: &str) -> Vec<String> {
     for line in sql.lines() {
         let code = line.split("--").next().unwrap_or_default();
         let mut in_string = false;
-        let mut chars = code.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
+        for (i, c) in code.char_indices() {
             match c {
                 '\'' => in_string = !in_string,
                 '$' if !in_string => {
