@@ -2,33 +2,12 @@
 //! lake back with a second engine. Each test works in its own temp directory.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
+use std::process::Command;
 
-fn supportlake(lake: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_supportlake"))
-        .current_dir(root())
-        .env("SUPPORTLAKE_LAKE_URL", lake)
-        .env_remove("SUPPORTLAKE_LOG")
-        .args(args)
-        .output()
-        .expect("run supportlake")
-}
-
-fn ok(lake: &Path, args: &[&str]) -> String {
-    let output = supportlake(lake, args);
-    assert!(
-        output.status.success(),
-        "supportlake {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use common::{ok, root, supportlake};
 
 fn sql_json(lake: &Path, query: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(lake, &["sql", query, "--format", "json"])).unwrap()

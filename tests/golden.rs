@@ -10,30 +10,12 @@
 //!
 //! The lake, the SQL and the embedding model (knowledge-gaps) are the real ones.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::PathBuf;
+
+use common::{ok as supportlake, root};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn supportlake(lake: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_supportlake"))
-        .current_dir(root())
-        .env("SUPPORTLAKE_LAKE_URL", lake)
-        .env_remove("SUPPORTLAKE_LOG")
-        .args(args)
-        .output()
-        .expect("run supportlake");
-    assert!(
-        output.status.success(),
-        "supportlake {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
 
 /// Numbers compare by value (JSON writers differ on 1 vs 1.0, decimals come as strings).
 fn number(v: &Value) -> Option<f64> {

@@ -2,34 +2,12 @@
 //! numbers must be plausible (rates within 0..1, scores within 1..5, the three resolution
 //! paths present) and the HTML page must stand alone.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{ok, supportlake};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn supportlake(lake: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_supportlake"))
-        .current_dir(root())
-        .env("SUPPORTLAKE_LAKE_URL", lake)
-        .env_remove("SUPPORTLAKE_LOG")
-        .args(args)
-        .output()
-        .expect("run supportlake")
-}
-
-fn ok(lake: &Path, args: &[&str]) -> String {
-    let output = supportlake(lake, args);
-    assert!(
-        output.status.success(),
-        "supportlake {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
-}
 
 fn rows(lake: &Path, report: &str, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["report", report, "--format", "json"];
@@ -227,6 +205,25 @@ fn bad_report_requests_are_refused_with_a_reason() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+    // --sql prints the file a reader can rerun: header with the parameters, includes expanded.
+    let sql = ok(lake.path(), &["report", "unanswered-intents", "--sql"]);
+    assert!(
+        sql.contains("-- report: unanswered-intents")
+            && sql.contains("-- param: confidence_threshold"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("FROM turn_facts tf") && !sql.contains("-- include:"),
+        "{sql}"
+    );
+    // JSON rows carry every column, NULLs included, in the report's column order.
+    let json = ok(lake.path(), &["report", "resolution", "--format", "json"]);
+    let first_row = &json[json.find("\"rows\"").unwrap()..];
+    let week = first_row.find("\"week\"").unwrap();
+    assert!(
+        week < first_row.find("\"intent\"").unwrap() && first_row.contains("\"answer_rate\":null"),
+        "{json}"
+    );
     // The views are there for analysts, and stay read-only.
     let facts = ok(
         lake.path(),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use deltalake::datafusion::scalar::ScalarValue;
 use pipeline::report::{self, ReportArgs, ReportOutput};
 use pipeline::sql::SqlEngine;
 
@@ -26,12 +27,14 @@ pub async fn run_report(
                 .param("shop")
                 .map_or("*", |p| p.display.as_str())
                 .to_string();
-            let threshold = output
-                .param("cluster_similarity")
-                .and_then(|p| p.display.parse::<f32>().ok())
-                .ok_or_else(|| {
-                    IndexError::Report(format!("report {name} declares no cluster_similarity"))
-                })?;
+            let threshold = match output.param("cluster_similarity").map(|p| &p.value) {
+                Some(ScalarValue::Float64(Some(t))) => *t as f32,
+                _ => {
+                    return Err(IndexError::Report(format!(
+                        "report {name} declares no float cluster_similarity"
+                    )));
+                }
+            };
             let passages = knowledge_passages(engine, &shop).await?;
             let products = product_titles(engine, &shop).await?;
             let table = knowledge_gaps(

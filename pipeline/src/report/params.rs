@@ -105,9 +105,15 @@ pub async fn resolve(
             .transpose()
     };
     if report.param("from").is_some() || report.param("to").is_some() {
-        let (first, last) = data_range(engine, values.get("shop")).await?;
-        let to = parsed_bound("to")?.unwrap_or(last.map_or_else(now_micros, |l| l + 1_000_000));
-        let from = match (parsed_bound("from")?, report.window_days) {
+        let (given_from, given_to) = (parsed_bound("from")?, parsed_bound("to")?);
+        // The data's range is a scan of conversations: only needed for a missing bound.
+        let (first, last) = if given_from.is_some() && given_to.is_some() {
+            (None, None)
+        } else {
+            data_range(engine, values.get("shop")).await?
+        };
+        let to = given_to.unwrap_or(last.map_or_else(now_micros, |l| l + 1_000_000));
+        let from = match (given_from, report.window_days) {
             (Some(from), _) => from,
             (None, Some(days)) => to - days * 86_400_000_000,
             (None, None) => first.unwrap_or(to),

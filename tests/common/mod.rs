@@ -1,0 +1,32 @@
+//! Running the `supportlake` binary as a user does, shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (tests run the binary from there, as the README does).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `supportlake ARGS` against the lake at `lake`.
+pub fn supportlake(lake: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_supportlake"))
+        .current_dir(root())
+        .env("SUPPORTLAKE_LAKE_URL", lake)
+        .env_remove("SUPPORTLAKE_LOG")
+        .args(args)
+        .output()
+        .expect("run supportlake")
+}
+
+/// Runs `supportlake ARGS`, which must succeed, and returns its standard output.
+pub fn ok(lake: &Path, args: &[&str]) -> String {
+    let output = supportlake(lake, args);
+    assert!(
+        output.status.success(),
+        "supportlake {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
