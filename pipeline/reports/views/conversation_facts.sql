@@ -58,20 +58,26 @@ WITH turn_stats AS (
   FROM turn_facts
   GROUP BY shop_id, conversation_id
 ),
+-- First-of-conversation and neighbouring contacts come from lag/lead over one global order
+-- with a same-group guard, not from windows PARTITION BY conversation or customer: those pay
+-- a fixed cost per partition in DataFusion and made `reopen` 2× slower than DuckDB (see
+-- turn_facts for the same choice).
 marked_messages AS (
   SELECT shop_id, conversation_id, role, created_at, text,
          min(CASE WHEN role = 'shopper' THEN created_at END)
            OVER (PARTITION BY shop_id, conversation_id) AS first_shopper_at,
-         row_number() OVER (PARTITION BY shop_id, conversation_id
-                            ORDER BY CASE WHEN role = 'shopper' THEN 0 ELSE 1 END, created_at, seq) AS shopper_rank
+         role = 'shopper' AND NOT coalesce(
+           lag(shop_id) OVER shopper_first = shop_id AND lag(conversation_id) OVER shopper_first = conversation_id, false)
+           AS first_of_conversation
   FROM messages
+  WINDOW shopper_first AS (ORDER BY shop_id, conversation_id, CASE WHEN role = 'shopper' THEN 0 ELSE 1 END, created_at, seq)
 ),
 message_stats AS (
   SELECT shop_id, conversation_id,
          count(CASE WHEN role = 'shopper' THEN 1 END) AS shopper_messages,
          count(CASE WHEN role = 'agent' THEN 1 END) AS agent_messages,
          min(first_shopper_at) AS first_shopper_at,
-         max(CASE WHEN shopper_rank = 1 AND role = 'shopper' THEN text END) AS first_question,
+         max(CASE WHEN first_of_conversation THEN text END) AS first_question,
          min(CASE WHEN role IN ('ai', 'agent') AND created_at >= first_shopper_at THEN created_at END) AS first_response_at,
          min(CASE WHEN role = 'agent' THEN created_at END) AS first_agent_at,
          max(created_at) AS last_message_at
@@ -81,12 +87,14 @@ message_stats AS (
 handoff_stats AS (
   SELECT shop_id, conversation_id,
          min(created_at) AS handoff_at,
-         max(CASE WHEN n = 1 THEN coalesce(reason, 'unspecified') END) AS handoff_reason,
+         max(CASE WHEN first_of_conversation THEN coalesce(reason, 'unspecified') END) AS handoff_reason,
          min(first_agent_reply_at) AS first_agent_reply_at,
          max(resolved_at) AS resolved_at
   FROM (SELECT handoffs.*,
-               row_number() OVER (PARTITION BY shop_id, conversation_id ORDER BY created_at, id) AS n
-        FROM handoffs) ranked
+               NOT coalesce(lag(shop_id) OVER by_time = shop_id AND lag(conversation_id) OVER by_time = conversation_id, false)
+                 AS first_of_conversation
+        FROM handoffs
+        WINDOW by_time AS (ORDER BY shop_id, conversation_id, created_at, id)) ranked
   GROUP BY shop_id, conversation_id
 ),
 facts AS (
@@ -146,13 +154,21 @@ outcomes AS (
            ELSE 'open'
          END AS outcome,
          -- The same customer's neighbouring contacts about the same intent, and about the same order.
-         lead(started_at) OVER (PARTITION BY shop_id, customer_id, intent ORDER BY started_at, conversation_id) AS next_same_intent_at,
-         lag(ended_at) OVER (PARTITION BY shop_id, customer_id, intent ORDER BY started_at, conversation_id) AS previous_same_intent_end,
-         CASE WHEN order_id IS NOT NULL THEN
-           lead(started_at) OVER (PARTITION BY shop_id, customer_id, order_id ORDER BY started_at, conversation_id) END AS next_same_order_at,
-         CASE WHEN order_id IS NOT NULL THEN
-           lag(ended_at) OVER (PARTITION BY shop_id, customer_id, order_id ORDER BY started_at, conversation_id) END AS previous_same_order_end
+         CASE WHEN lead(shop_id) OVER by_intent = shop_id AND lead(customer_id) OVER by_intent = customer_id
+                   AND lead(intent) OVER by_intent = intent
+              THEN lead(started_at) OVER by_intent END AS next_same_intent_at,
+         CASE WHEN lag(shop_id) OVER by_intent = shop_id AND lag(customer_id) OVER by_intent = customer_id
+                   AND lag(intent) OVER by_intent = intent
+              THEN lag(ended_at) OVER by_intent END AS previous_same_intent_end,
+         CASE WHEN lead(shop_id) OVER by_order = shop_id AND lead(customer_id) OVER by_order = customer_id
+                   AND lead(order_id) OVER by_order = order_id
+              THEN lead(started_at) OVER by_order END AS next_same_order_at,
+         CASE WHEN lag(shop_id) OVER by_order = shop_id AND lag(customer_id) OVER by_order = customer_id
+                   AND lag(order_id) OVER by_order = order_id
+              THEN lag(ended_at) OVER by_order END AS previous_same_order_end
   FROM classified
+  WINDOW by_intent AS (ORDER BY shop_id, customer_id, intent, started_at, conversation_id),
+         by_order AS (ORDER BY shop_id, customer_id, order_id, started_at, conversation_id)
 ),
 gaps AS (
   SELECT outcomes.*,

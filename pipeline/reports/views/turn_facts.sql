@@ -28,35 +28,52 @@
 -- column: topic_score | Its fused retrieval score.
 -- column: latency_ms | Time to answer.
 -- column: question | The shopper message this turn answered (PII-redacted).
+
+-- Neighbouring rows are found with lag/lead over one global order plus a same-conversation
+-- guard, not with windows PARTITION BY conversation: DataFusion's streaming window operator
+-- pays a fixed cost per partition, and one partition per conversation (~280k at scale 100)
+-- made this view 3× slower than the same SQL in DuckDB (BENCHMARKS.md). Unordered
+-- per-conversation windows (count, min) do not have that cost and stay partitioned.
 WITH first_handoff AS (
   SELECT shop_id, conversation_id, reason
   FROM (SELECT shop_id, conversation_id, reason,
-               row_number() OVER (PARTITION BY shop_id, conversation_id ORDER BY created_at, id) AS n
-        FROM handoffs) ranked
-  WHERE n = 1
+               lag(shop_id) OVER by_time = shop_id AND lag(conversation_id) OVER by_time = conversation_id AS follows_handoff
+        FROM handoffs
+        WINDOW by_time AS (ORDER BY shop_id, conversation_id, created_at, id)) ranked
+  WHERE NOT coalesce(follows_handoff, false)
+),
+in_order AS (
+  SELECT turns.*,
+         lag(shop_id) OVER by_time = shop_id AND lag(conversation_id) OVER by_time = conversation_id AS follows_turn,
+         lag(coalesce(abstained, false)) OVER by_time AS before_abstained,
+         lag(answer_kind) OVER by_time AS before_kind,
+         lag(created_at) OVER by_time AS before_at,
+         row_number() OVER by_time AS position
+  FROM turns
+  WINDOW by_time AS (ORDER BY shop_id, conversation_id, created_at, id)
 ),
 ordered AS (
-  SELECT turns.*,
-         lag(coalesce(abstained, false)) OVER conversation_turns AS previous_abstained,
-         lag(answer_kind) OVER conversation_turns AS previous_kind,
-         lag(created_at) OVER conversation_turns AS previous_at,
-         row_number() OVER conversation_turns AS turn_number,
+  SELECT in_order.*,
+         CASE WHEN follows_turn THEN before_abstained END AS previous_abstained,
+         CASE WHEN follows_turn THEN before_kind END AS previous_kind,
+         CASE WHEN follows_turn THEN before_at END AS previous_at,
+         position - min(position) OVER (PARTITION BY shop_id, conversation_id) + 1 AS turn_number,
          count(*) OVER (PARTITION BY shop_id, conversation_id) AS conversation_turns
-  FROM turns
-  WINDOW conversation_turns AS (PARTITION BY shop_id, conversation_id ORDER BY created_at, id)
+  FROM in_order
 ),
 question_candidates AS (
   -- After a verification request the shopper's next message is their order number and
   -- email, not a question: the question is then the last message before that request.
   SELECT t.shop_id, t.id AS turn_id, m.text,
-         row_number() OVER (PARTITION BY t.shop_id, t.id ORDER BY m.created_at DESC, m.seq DESC) AS recency
+         lag(t.id) OVER latest_first = t.id AND lag(t.shop_id) OVER latest_first = t.shop_id AS has_later
   FROM ordered t
   JOIN messages m ON m.shop_id = t.shop_id AND m.conversation_id = t.conversation_id
   WHERE m.role = 'shopper'
     AND m.created_at <= CASE WHEN t.previous_kind = 'verification' THEN t.previous_at ELSE t.created_at END
+  WINDOW latest_first AS (ORDER BY t.shop_id, t.id, m.created_at DESC, m.seq DESC)
 ),
 questions AS (
-  SELECT shop_id, turn_id, text AS question FROM question_candidates WHERE recency = 1
+  SELECT shop_id, turn_id, text AS question FROM question_candidates WHERE NOT coalesce(has_later, false)
 )
 SELECT
   t.shop_id,
