@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use index::bm25::Filter;
+use index::generation::{Canary, IndexDir};
 use index::{Embedder, FastEmbedder};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline::report::{ReportArgs, ReportFormat};
@@ -94,10 +96,92 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Build or inspect the retrieval index (BM25 + vectors + intent examples).
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+    /// Search the store's products, policies and articles (hybrid BM25 + vectors).
+    Search {
+        query: String,
+        /// Only this shop's passages (a shop_id).
+        #[arg(long)]
+        shop: Option<String>,
+        /// Number of results.
+        #[arg(long, short, default_value_t = 5)]
+        k: usize,
+        /// Only these doc types (product, policy, article; repeatable).
+        #[arg(long = "type", value_parser = doc_type)]
+        doc_types: Vec<index::documents::DocType>,
+        /// Show each hit's BM25, vector and fused scores.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Classify a shopper message: intent, confidence and entities.
+    Classify {
+        text: String,
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Measure the classifier or the retrieval on a judged data set.
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// List the lake's tables with their row counts.
     Tables,
     /// Print the resolved configuration.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexAction {
+    /// Build a new generation from the lake and switch to it when its canary passes.
+    Build {
+        /// Index one shop only (a shop_id; default every shop).
+        #[arg(long, default_value = "*")]
+        shop: String,
+        /// Canary set (JSONL `{"query","relevant"}`); default: each passage's title must
+        /// find it.
+        #[arg(long)]
+        canary: Option<PathBuf>,
+    },
+    /// Show the live generation, the generations on disk and the cache.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalWhat {
+    /// Accuracy, macro-F1, per-intent precision/recall and out-of-scope rates on a CSV (text,intent).
+    Intents {
+        #[arg(long)]
+        dataset: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// nDCG@10, Recall@10 and MRR of bm25, vector and hybrid on a JSONL set.
+    Retrieval {
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Also grid-search the fusion weight per doc type and print the best.
+        #[arg(long)]
+        tune: bool,
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TextOrJson {
+    Text,
+    Json,
+}
+
+fn doc_type(text: &str) -> Result<index::documents::DocType, String> {
+    index::documents::DocType::parse(text)
+        .ok_or_else(|| format!("unknown doc type {text:?} (product, policy or article)"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -266,10 +350,217 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 println!("{:<18} {:>10}  {}", spec.name, count, spec.description);
             }
         }
+        Command::Index { action } => return index_command(&config, action).await,
+        Command::Search {
+            query,
+            shop,
+            k,
+            doc_types,
+            explain,
+            format,
+        } => {
+            let generation = IndexDir::new(&config.index_dir).open_current()?;
+            let embedder = FastEmbedder::load(&config.assets_dir)?;
+            let filter = Filter { shop, doc_types };
+            let hits = generation.search(&embedder, &query, &filter, k.max(1))?;
+            if format == TextOrJson::Json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else {
+                print_hits(&hits, explain);
+            }
+        }
+        Command::Classify { text, format } => {
+            let generation = IndexDir::new(&config.index_dir).open_current()?;
+            let embedder = FastEmbedder::load(&config.assets_dir)?;
+            let classification = generation.classify(&embedder, &text)?;
+            let entities = index::intents::entities(&text, &generation.product_titles());
+            if format == TextOrJson::Json {
+                let both =
+                    serde_json::json!({"classification": classification, "entities": entities});
+                println!("{}", serde_json::to_string_pretty(&both)?);
+            } else {
+                println!(
+                    "{} (confidence {:.2}, nearest example {:.2}, by {})",
+                    classification.intent,
+                    classification.confidence,
+                    classification.nearest_similarity,
+                    classification.decided_by
+                );
+                println!("entities: {}", serde_json::to_string(&entities)?);
+            }
+        }
+        Command::Eval { what } => eval_command(&config, what)?,
         Command::Config => print!("{}", toml::to_string_pretty(&config)?),
         Command::Demo { store } => demo(&config, &store).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn index_command(config: &Config, action: IndexAction) -> Result<std::process::ExitCode> {
+    let dir = IndexDir::new(&config.index_dir);
+    match action {
+        IndexAction::Build { shop, canary } => {
+            let lake = Lake::open(config.lake_url()?)?;
+            let engine = SqlEngine::open(&lake).await?;
+            let embedder = FastEmbedder::load(&config.assets_dir)?;
+            let examples =
+                index::intents::read_example_dir(&config.intents_dir).with_context(|| {
+                    format!(
+                        "reading intent examples in {}",
+                        config.intents_dir.display()
+                    )
+                })?;
+            let canary = match canary {
+                Some(path) => Canary::Set(index::eval::read_retrieval_set(&path)?),
+                None => Canary::SelfRetrieval,
+            };
+            let summary = dir
+                .build(&engine, &embedder, &examples, &shop, &canary)
+                .await?;
+            println!("{summary}");
+            if !summary.switched {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        IndexAction::Status => {
+            let status = dir.status()?;
+            match &status.current {
+                Some(m) => {
+                    let counts: Vec<String> = m
+                        .by_doc_type
+                        .iter()
+                        .map(|(t, n)| format!("{t}={n}"))
+                        .collect();
+                    println!(
+                        "live: {} built {} ({} passages: {}; {} intent examples; model {})",
+                        m.generation,
+                        m.built_at,
+                        m.passages,
+                        counts.join(" "),
+                        m.intent_examples,
+                        m.model
+                    );
+                }
+                None => println!("live: none (run `supportlake index build`)"),
+            }
+            println!("generations on disk: {}", status.generations.join(", "));
+            println!("embedding cache: {} vectors", status.cache_entries);
+            if status.building {
+                println!("a build is running");
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_hits(hits: &[index::search::Hit], explain: bool) {
+    if hits.is_empty() {
+        println!("no passage matches");
+    }
+    for (n, hit) in hits.iter().enumerate() {
+        println!("{}. {} — {}", n + 1, hit.title, hit.key);
+        if !hit.url.is_empty() {
+            println!("   {}", hit.url);
+        }
+        println!("   {}", hit.snippet);
+        if explain {
+            let bm25 = hit.bm25.map_or("-".to_string(), |s| format!("{s:.3}"));
+            println!(
+                "   fused {:.3} = bm25 {bm25} (normalised {:.3}) + vector {:.3} (normalised {:.3}), {}",
+                hit.fused, hit.bm25_normalised, hit.vector, hit.vector_normalised, hit.doc_type
+            );
+        }
+    }
+}
+
+fn eval_command(config: &Config, what: EvalWhat) -> Result<()> {
+    let generation = IndexDir::new(&config.index_dir).open_current()?;
+    let embedder = FastEmbedder::load(&config.assets_dir)?;
+    match what {
+        EvalWhat::Intents { dataset, format } => {
+            if dataset.is_empty() {
+                bail!("give at least one --dataset CSV (text,intent)");
+            }
+            let mut set = Vec::new();
+            for path in &dataset {
+                set.extend(index::intents::read_examples(path)?);
+            }
+            let report = index::eval::evaluate_intents(&generation, &embedder, &set)?;
+            if format == TextOrJson::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
+            println!(
+                "{} messages: accuracy {:.3}, macro-F1 {:.3}",
+                report.messages, report.accuracy, report.macro_f1
+            );
+            if let Some(r) = report.out_of_scope_recall {
+                println!("out_of_scope recall {r:.3}");
+            }
+            if let Some(r) = report.false_out_of_scope_rate {
+                println!("false out_of_scope rate {r:.3}");
+            }
+            println!(
+                "{:<24} {:>7} {:>9} {:>7} {:>7}",
+                "intent", "support", "precision", "recall", "f1"
+            );
+            for (intent, s) in &report.per_intent {
+                println!(
+                    "{intent:<24} {:>7} {:>9.3} {:>7.3} {:>7.3}",
+                    s.support, s.precision, s.recall, s.f1
+                );
+            }
+            if !report.confusions.is_empty() {
+                println!("most frequent confusions (gold -> predicted):");
+                for (gold, predicted, n) in &report.confusions {
+                    println!("  {gold} -> {predicted}: {n}");
+                }
+            }
+        }
+        EvalWhat::Retrieval {
+            dataset,
+            tune,
+            format,
+        } => {
+            let set = index::eval::read_retrieval_set(&dataset)?;
+            let report =
+                index::eval::evaluate_retrieval(&generation, &embedder, &set, &Filter::default())?;
+            let tuned = if tune {
+                Some(index::eval::tune_weights(&generation, &embedder, &set)?)
+            } else {
+                None
+            };
+            if format == TextOrJson::Json {
+                let json = serde_json::json!({"report": report, "tuned": tuned.map(|(w, s)| serde_json::json!({"weights": w, "hybrid": s}))});
+                println!("{}", serde_json::to_string_pretty(&json)?);
+                return Ok(());
+            }
+            println!("{} queries", report.queries);
+            println!(
+                "{:<8} {:>8} {:>10} {:>7}",
+                "mode", "nDCG@10", "Recall@10", "MRR"
+            );
+            for (mode, s) in &report.modes {
+                println!(
+                    "{mode:<8} {:>8.3} {:>10.3} {:>7.3}",
+                    s.ndcg_at_10, s.recall_at_10, s.mrr
+                );
+            }
+            if !report.unknown_keys.is_empty() {
+                println!(
+                    "judged keys missing from the index: {}",
+                    report.unknown_keys.join(", ")
+                );
+            }
+            if let Some((w, s)) = tuned {
+                println!(
+                    "tuned BM25 weights: product {:.1}, policy {:.1}, article {:.1} -> hybrid nDCG@10 {:.3}, Recall@10 {:.3}, MRR {:.3}",
+                    w.product, w.policy, w.article, s.ndcg_at_10, s.recall_at_10, s.mrr
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
@@ -325,6 +616,45 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
     }
 }
 
+/// Builds the retrieval index when there is none, then searches and classifies as a shopper
+/// would ask.
+async fn demo_index(config: &Config, engine: &SqlEngine) -> Result<()> {
+    let dir = IndexDir::new(&config.index_dir);
+    let embedder = FastEmbedder::load(&config.assets_dir)?;
+    if dir.current()?.is_none() {
+        println!(
+            "\nBuilding the retrieval index in {} ...",
+            config.index_dir.display()
+        );
+        let examples = index::intents::read_example_dir(&config.intents_dir)?;
+        let summary = dir
+            .build(engine, &embedder, &examples, "*", &Canary::SelfRetrieval)
+            .await?;
+        println!("{summary}");
+    }
+    let generation = dir.open_current()?;
+    let question = "can I return sale items";
+    println!(
+        "\n## Which passages answer \"{question}\"?\n$ supportlake search \"{question}\" --explain"
+    );
+    print_hits(
+        &generation.search(&embedder, question, &Filter::default(), 3)?,
+        true,
+    );
+    let message = "where is my order #1001? it was due monday";
+    let c = generation.classify(&embedder, message)?;
+    println!(
+        "\n## What is the shopper asking?\n$ supportlake classify \"{message}\"\n{} (confidence {:.2}), entities {}",
+        c.intent,
+        c.confidence,
+        serde_json::to_string(&index::intents::entities(
+            message,
+            &generation.product_titles()
+        ))?
+    );
+    Ok(())
+}
+
 /// The questions the demo answers once the lake is filled.
 const DEMO_QUERIES: &[(&str, &str)] = &[
     (
@@ -375,6 +705,7 @@ async fn demo(config: &Config, store: &Path) -> Result<()> {
         println!("{}", render(&engine.query(sql).await?, Format::Table)?);
     }
     println!("\nAsk your own: supportlake sql \"SELECT ...\"   (tables: supportlake tables)");
+    demo_index(config, &engine).await?;
     println!(
         "The reports: supportlake report --list; e.g. supportlake report knowledge-gaps --format html -o gaps.html"
     );

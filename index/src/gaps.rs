@@ -18,8 +18,6 @@ use pipeline::sql::{booleans, integers, strings};
 use crate::documents::Passage;
 use crate::{Embedder, IndexError, cosine};
 
-/// Texts embedded per model call.
-const BATCH: usize = 32;
 /// Example questions shown per cluster.
 const EXAMPLES: usize = 3;
 /// Named products and retrieved documents listed per cluster.
@@ -114,19 +112,6 @@ fn questions(stage: &[RecordBatch]) -> Result<Vec<Question>, IndexError> {
         .collect();
     all.sort_by(|a, b| b.turns.cmp(&a.turns).then_with(|| a.text.cmp(&b.text)));
     Ok(all)
-}
-
-fn embed_all(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, IndexError> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| texts[i].len());
-    let mut vectors = vec![Vec::new(); texts.len()];
-    for chunk in order.chunks(BATCH) {
-        let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        for (&i, vector) in chunk.iter().zip(embedder.embed(&refs)?) {
-            vectors[i] = vector;
-        }
-    }
-    Ok(vectors)
 }
 
 fn normalised(sum: &[f32]) -> Vec<f32> {
@@ -230,11 +215,11 @@ pub fn knowledge_gaps(
     let started = std::time::Instant::now();
     let questions = questions(stage)?;
     let texts: Vec<String> = questions.iter().map(|q| q.key.clone()).collect();
-    let vectors = embed_all(embedder, &texts)?;
+    let vectors = crate::embed_batched(embedder, &texts)?;
     let embedded_questions = started.elapsed();
     let clusters = leader_clusters(&vectors, threshold);
     let passage_texts: Vec<String> = passages.iter().map(Passage::embedding_text).collect();
-    let passage_vectors = embed_all(embedder, &passage_texts)?;
+    let passage_vectors = crate::embed_batched(embedder, &passage_texts)?;
     tracing::info!(
         questions = texts.len(),
         passages = passage_texts.len(),

@@ -1,21 +1,37 @@
 //! # index — what the shopper is asking, and which passages answer it
 //!
 //! This crate turns the lake's catalog, policies and articles into a retrieval index and
-//! classifies shopper messages. Its foundation, here now, is the [`Embedder`]: a sentence
-//! embedding model (all-MiniLM-L6-v2, int8 ONNX) run by fastembed on ONNX Runtime, both
-//! loaded from local files fetched by `scripts/fetch-assets` — nothing is downloaded at run
-//! time. BM25 (Tantivy), hybrid fusion and the intent classifier build on it.
+//! classifies shopper messages. Everything rests on one [`Embedder`]: a sentence embedding
+//! model (all-MiniLM-L6-v2, int8 ONNX) run by fastembed on ONNX Runtime, both loaded from
+//! local files fetched by `scripts/fetch-assets` — nothing is downloaded at run time. The
+//! same vector of a shopper's message serves retrieval and intent classification.
+//!
+//! The way through the crate, in build order:
+//!
+//! * [`documents`] — products, policy and article sections as keyed passages with a
+//!   content hash;
+//! * [`cache`] — vectors by content hash, so a rebuild embeds only what changed;
+//! * [`bm25`] — the Tantivy index (fielded boosts, English stemming, exact SKUs/handles);
+//! * [`vectors`] — the exact vector matrix next to it;
+//! * [`search`] — fusion of both per doc type, every hit carrying its scores;
+//! * [`intents`] — nearest-example intent classifier, out-of-scope threshold, entities;
+//! * [`generation`] — builds, canary, atomic switch, cleanup;
+//! * [`eval`] — nDCG/Recall/MRR and intent accuracy/F1 on judged sets;
+//! * [`gaps`], [`report`] — the knowledge-gaps report's clustering.
 //!
 //! The embedder sits behind a trait so retrieval code can be exercised with any model;
-//! [`FastEmbedder`] is the real one, and the tests use it.
-//!
-//! * [`documents`] — policies and articles split into keyed passages.
-//! * [`gaps`] — the knowledge-gaps report's clustering of unanswered questions.
-//! * [`report`] — runs any report, applying the steps that need the model.
+//! [`FastEmbedder`] is the real one, and the tests that measure quality use it.
 
+pub mod bm25;
+pub mod cache;
 pub mod documents;
+pub mod eval;
 pub mod gaps;
+pub mod generation;
+pub mod intents;
 pub mod report;
+pub mod search;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,6 +61,36 @@ pub enum IndexError {
     /// A result table could not be built.
     #[error("arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
+    /// A file of the index could not be read or written.
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    /// The BM25 index failed.
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// A JSON file of the index is malformed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An index file does not hold what its manifest says.
+    #[error("corrupt index: {0}")]
+    Corrupt(String),
+    /// Input data (examples, evaluation sets, the lake's documents) is unusable as given.
+    #[error("{0}")]
+    Data(String),
+    /// No generation has been built yet.
+    #[error("no index in {}: run `supportlake index build`", .0.display())]
+    NoIndex(PathBuf),
+    /// Another build holds the lock.
+    #[error("another index build is running (lock {})", .0.display())]
+    Busy(PathBuf),
+}
+
+impl IndexError {
+    pub fn io(path: &Path, error: &std::io::Error) -> Self {
+        IndexError::Io {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        }
+    }
 }
 
 /// Turns texts into L2-normalised vectors of one dimension.
@@ -53,6 +99,40 @@ pub trait Embedder: Send + Sync {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, IndexError>;
     /// Length of every vector.
     fn dimension(&self) -> usize;
+}
+
+/// Names the model and how it is run; cached vectors are only valid for the same id.
+pub const MODEL_ID: &str = "all-MiniLM-L6-v2-int8-256";
+/// Length of every vector the model produces.
+pub const DIMENSION: usize = 384;
+/// Texts per model call: long enough to keep both cores busy, short enough that
+/// length-sorted batches pad little.
+const BATCH: usize = 32;
+
+/// Embeds many texts in length-sorted batches (similar lengths pad less), returning the
+/// vectors in the texts' order.
+pub fn embed_batched(
+    embedder: &dyn Embedder,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, IndexError> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    let mut vectors = vec![Vec::new(); texts.len()];
+    for chunk in order.chunks(BATCH) {
+        let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        for (&i, vector) in chunk.iter().zip(embedder.embed(&refs)?) {
+            vectors[i] = vector;
+        }
+    }
+    Ok(vectors)
+}
+
+/// Embeds one text.
+pub fn embed_one(embedder: &dyn Embedder, text: &str) -> Result<Vec<f32>, IndexError> {
+    embedder
+        .embed(&[text])?
+        .pop()
+        .ok_or_else(|| IndexError::Model("the model returned no vector".into()))
 }
 
 /// Where the model files live inside the assets directory.
@@ -132,7 +212,7 @@ impl Embedder for FastEmbedder {
     }
 
     fn dimension(&self) -> usize {
-        384
+        DIMENSION
     }
 }
 

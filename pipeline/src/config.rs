@@ -37,6 +37,9 @@ pub struct Config {
     /// Directory holding ONNX Runtime and the embedding model, as fetched by
     /// `scripts/fetch-assets`. Env: `SUPPORTLAKE_ASSETS_DIR`.
     pub assets_dir: PathBuf,
+    /// Directory of labelled intent examples (`*.csv` with `text,intent`) the index build
+    /// embeds for the classifier. Env: `SUPPORTLAKE_INTENTS_DIR`.
+    pub intents_dir: PathBuf,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
@@ -51,6 +54,7 @@ impl Default for Config {
             pii_hash_key: DEMO_PII_HASH_KEY.into(),
             ingest_batch_rows: 65_536,
             assets_dir: PathBuf::from("./vendor"),
+            intents_dir: PathBuf::from("./data/intents"),
         }
     }
 }
@@ -64,6 +68,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("pii_hash_key", "SUPPORTLAKE_PII_HASH_KEY"),
     ("ingest_batch_rows", "SUPPORTLAKE_INGEST_BATCH_ROWS"),
     ("assets_dir", "SUPPORTLAKE_ASSETS_DIR"),
+    ("intents_dir", "SUPPORTLAKE_INTENTS_DIR"),
 ];
 
 impl Config {
@@ -102,6 +107,7 @@ impl Config {
             "listen" => self.listen = value.into(),
             "pii_hash_key" => self.pii_hash_key = value.into(),
             "assets_dir" => self.assets_dir = value.into(),
+            "intents_dir" => self.intents_dir = value.into(),
             "ingest_batch_rows" => {
                 self.ingest_batch_rows =
                     value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {

@@ -1,6 +1,6 @@
 //! The hand-written content the generator combines: catalog vocabulary, conversation
 //! templates, the shop's policies and knowledge articles (`pipeline/content/`), and the
-//! Bitext shopper utterances (`data/intents/bitext-dev.csv`, CDLA-Sharing-1.0). Embedded at
+//! Bitext shopper utterances (`data/datasets/bitext/bitext-dev.csv`, CDLA-Sharing-1.0). Embedded at
 //! build time so `supportlake generate` needs no files beside the binary.
 
 use std::collections::BTreeMap;
@@ -104,8 +104,9 @@ pub static ARTICLES: LazyLock<Vec<Article>> =
 
 /// Bitext utterances by our intent id, in file order.
 pub static UTTERANCES: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
-    let mut reader =
-        csv::Reader::from_reader(include_str!("../../../data/intents/bitext-dev.csv").as_bytes());
+    let mut reader = csv::Reader::from_reader(
+        include_str!("../../../data/datasets/bitext/bitext-dev.csv").as_bytes(),
+    );
     let mut by_intent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in reader.records() {
         let record = record.expect("embedded bitext-dev.csv is valid CSV");

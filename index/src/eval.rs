@@ -1,0 +1,363 @@
+//! Measuring retrieval and classification on judged data.
+//!
+//! Retrieval: each query has the passage keys a judge called answers (binary relevance).
+//! nDCG@10 (gain 1 per relevant hit, discounted by log2(rank + 1), over the ideal ranking),
+//! Recall@10 (share of the relevant keys in the top 10) and MRR (1 / rank of the first
+//! relevant hit, 0 when none in the top 10), averaged over queries, for each mode.
+//!
+//! Intents: accuracy, macro-F1 over the intents present in the gold labels, per-intent
+//! precision and recall, out_of_scope recall, the false-out-of-scope rate (in-scope
+//! messages sent to out_of_scope ÷ in-scope messages) and the most frequent confusions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::bm25::Filter;
+use crate::generation::Generation;
+use crate::intents::{Classification, Example};
+use crate::search::{FusionWeights, Hit, Mode};
+use crate::{Embedder, IndexError, embed_batched};
+
+const CUTOFF: usize = 10;
+
+/// One judged query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetrievalQuery {
+    pub query: String,
+    pub relevant: Vec<String>,
+}
+
+/// Reads a JSONL set; a bad line is an error naming it.
+pub fn read_retrieval_set(path: &Path) -> Result<Vec<RetrievalQuery>, IndexError> {
+    let text = std::fs::read_to_string(path).map_err(|e| IndexError::io(path, &e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, line)| {
+            let q: RetrievalQuery = serde_json::from_str(line)
+                .map_err(|e| IndexError::Data(format!("{} line {}: {e}", path.display(), n + 1)))?;
+            if q.relevant.is_empty() {
+                return Err(IndexError::Data(format!(
+                    "{} line {}: no relevant passages",
+                    path.display(),
+                    n + 1
+                )));
+            }
+            Ok(q)
+        })
+        .collect()
+}
+
+pub fn recall_at(hits: &[Hit], relevant: &[String], k: usize) -> f64 {
+    let found = hits
+        .iter()
+        .take(k)
+        .filter(|h| relevant.contains(&h.key))
+        .count();
+    found as f64 / relevant.len().max(1) as f64
+}
+
+fn ndcg_at(hits: &[Hit], relevant: &[String], k: usize) -> f64 {
+    let dcg: f64 = hits
+        .iter()
+        .take(k)
+        .enumerate()
+        .filter(|(_, h)| relevant.contains(&h.key))
+        .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(k))
+        .map(|i| 1.0 / ((i + 2) as f64).log2())
+        .sum();
+    if ideal > 0.0 { dcg / ideal } else { 0.0 }
+}
+
+fn reciprocal_rank(hits: &[Hit], relevant: &[String], k: usize) -> f64 {
+    hits.iter()
+        .take(k)
+        .position(|h| relevant.contains(&h.key))
+        .map_or(0.0, |i| 1.0 / (i + 1) as f64)
+}
+
+/// Averages of one mode over a set.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RetrievalScores {
+    pub ndcg_at_10: f64,
+    pub recall_at_10: f64,
+    pub mrr: f64,
+}
+
+/// The set's results per mode, plus the keys judged relevant that the index lacks (a stale
+/// set or a missing document: either way worth knowing).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetrievalReport {
+    pub queries: usize,
+    pub modes: BTreeMap<&'static str, RetrievalScores>,
+    pub unknown_keys: Vec<String>,
+}
+
+/// Embeds every query once, then scores each mode.
+pub fn evaluate_retrieval(
+    g: &Generation,
+    embedder: &dyn Embedder,
+    set: &[RetrievalQuery],
+    filter: &Filter,
+) -> Result<RetrievalReport, IndexError> {
+    let vectors = embed_batched(
+        embedder,
+        &set.iter().map(|q| q.query.clone()).collect::<Vec<_>>(),
+    )?;
+    let mut modes = BTreeMap::new();
+    for mode in Mode::ALL {
+        modes.insert(
+            mode.as_str(),
+            score_mode(g, set, &vectors, filter, mode, None)?,
+        );
+    }
+    let known: std::collections::HashSet<&str> =
+        g.passages.iter().map(|p| p.key.as_str()).collect();
+    let mut unknown_keys: Vec<String> = set
+        .iter()
+        .flat_map(|q| &q.relevant)
+        .filter(|k| !known.contains(k.as_str()))
+        .cloned()
+        .collect();
+    unknown_keys.sort();
+    unknown_keys.dedup();
+    Ok(RetrievalReport {
+        queries: set.len(),
+        modes,
+        unknown_keys,
+    })
+}
+
+fn score_mode(
+    g: &Generation,
+    set: &[RetrievalQuery],
+    vectors: &[Vec<f32>],
+    filter: &Filter,
+    mode: Mode,
+    weights: Option<&FusionWeights>,
+) -> Result<RetrievalScores, IndexError> {
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    for (q, v) in set.iter().zip(vectors) {
+        let hits = match weights {
+            Some(w) => g.search_vector_weighted(&q.query, v, filter, CUTOFF, w)?,
+            None => g.search_vector(&q.query, v, filter, CUTOFF, mode)?,
+        };
+        ndcg += ndcg_at(&hits, &q.relevant, CUTOFF);
+        recall += recall_at(&hits, &q.relevant, CUTOFF);
+        mrr += reciprocal_rank(&hits, &q.relevant, CUTOFF);
+    }
+    let n = set.len().max(1) as f64;
+    Ok(RetrievalScores {
+        ndcg_at_10: ndcg / n,
+        recall_at_10: recall / n,
+        mrr: mrr / n,
+    })
+}
+
+/// Grid search of the BM25 weight per doc type (0.0, 0.1, …, 1.0) by hybrid nDCG@10, one
+/// doc type at a time over the queries whose relevant passages are of that type.
+pub fn tune_weights(
+    g: &Generation,
+    embedder: &dyn Embedder,
+    set: &[RetrievalQuery],
+) -> Result<(FusionWeights, RetrievalScores), IndexError> {
+    let vectors = embed_batched(
+        embedder,
+        &set.iter().map(|q| q.query.clone()).collect::<Vec<_>>(),
+    )?;
+    let mut best = g.manifest.weights;
+    let filter = Filter::default();
+    for doc_type in crate::documents::DocType::ALL {
+        let (queries, qv): (Vec<RetrievalQuery>, Vec<Vec<f32>>) = set
+            .iter()
+            .zip(&vectors)
+            .filter(|(q, _)| {
+                q.relevant
+                    .iter()
+                    .any(|k| crate::documents::DocType::of_key(k) == Some(doc_type))
+            })
+            .map(|(q, v)| (q.clone(), v.clone()))
+            .unzip();
+        let mut top = (f64::MIN, best.of(doc_type));
+        for step in 0..=10 {
+            let w = step as f32 / 10.0;
+            let mut trial = best;
+            trial.set(doc_type, w);
+            let s = score_mode(g, &queries, &qv, &filter, Mode::Hybrid, Some(&trial))?;
+            if s.ndcg_at_10 > top.0 + 1e-9 {
+                top = (s.ndcg_at_10, w);
+            }
+        }
+        best.set(doc_type, top.1);
+    }
+    let overall = score_mode(g, set, &vectors, &filter, Mode::Hybrid, Some(&best))?;
+    Ok((best, overall))
+}
+
+/// Per-intent counts and rates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IntentScores {
+    pub support: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntentReport {
+    pub messages: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub out_of_scope_recall: Option<f64>,
+    pub false_out_of_scope_rate: Option<f64>,
+    pub per_intent: BTreeMap<String, IntentScores>,
+    /// `(gold, predicted, count)`, most frequent first.
+    pub confusions: Vec<(String, String, usize)>,
+}
+
+/// Classifies every example (batched embedding) and scores the result.
+pub fn evaluate_intents(
+    g: &Generation,
+    embedder: &dyn Embedder,
+    set: &[Example],
+) -> Result<IntentReport, IndexError> {
+    let vectors = embed_batched(
+        embedder,
+        &set.iter().map(|e| e.text.clone()).collect::<Vec<_>>(),
+    )?;
+    let predictions: Vec<Classification> = set
+        .iter()
+        .zip(&vectors)
+        .map(|(e, v)| g.classifier().classify(&e.text, v))
+        .collect();
+    Ok(score_intents(set, &predictions))
+}
+
+pub fn score_intents(set: &[Example], predictions: &[Classification]) -> IntentReport {
+    let pairs: Vec<(&str, &str)> = set
+        .iter()
+        .zip(predictions)
+        .map(|(e, p)| (e.intent.as_str(), p.intent.as_str()))
+        .collect();
+    let correct = pairs.iter().filter(|(g, p)| g == p).count();
+    let mut labels: Vec<&str> = pairs.iter().map(|(g, _)| *g).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let mut per_intent = BTreeMap::new();
+    for label in &labels {
+        let tp = pairs
+            .iter()
+            .filter(|(g, p)| g == label && p == label)
+            .count() as f64;
+        let predicted = pairs.iter().filter(|(_, p)| p == label).count() as f64;
+        let support = pairs.iter().filter(|(g, _)| g == label).count();
+        let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
+        let recall = tp / support as f64;
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        per_intent.insert(
+            label.to_string(),
+            IntentScores {
+                support,
+                precision,
+                recall,
+                f1,
+            },
+        );
+    }
+    let macro_f1 = per_intent.values().map(|s| s.f1).sum::<f64>() / per_intent.len().max(1) as f64;
+    let oos = "out_of_scope";
+    let out_of_scope_recall = per_intent.get(oos).map(|s| s.recall);
+    let in_scope = pairs.iter().filter(|(g, _)| *g != oos).count();
+    let false_out_of_scope_rate = (in_scope > 0).then(|| {
+        pairs.iter().filter(|(g, p)| *g != oos && *p == oos).count() as f64 / in_scope as f64
+    });
+    let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (g, p) in pairs.iter().filter(|(g, p)| g != p) {
+        *confusion.entry((g.to_string(), p.to_string())).or_default() += 1;
+    }
+    let mut confusions: Vec<(String, String, usize)> =
+        confusion.into_iter().map(|((g, p), n)| (g, p, n)).collect();
+    confusions.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    confusions.truncate(15);
+    IntentReport {
+        messages: set.len(),
+        accuracy: correct as f64 / set.len().max(1) as f64,
+        macro_f1,
+        out_of_scope_recall,
+        false_out_of_scope_rate,
+        per_intent,
+        confusions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(key: &str) -> Hit {
+        Hit {
+            key: key.into(),
+            doc_type: "policy",
+            title: String::new(),
+            url: String::new(),
+            snippet: String::new(),
+            bm25: None,
+            vector: 0.0,
+            bm25_normalised: 0.0,
+            vector_normalised: 0.0,
+            fused: 0.0,
+        }
+    }
+
+    #[test]
+    fn ranking_metrics_follow_their_definitions() {
+        let hits = [hit("a"), hit("x"), hit("b")];
+        let relevant = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(recall_at(&hits, &relevant, 10), 1.0);
+        assert_eq!(recall_at(&hits, &relevant, 1), 0.5);
+        assert_eq!(reciprocal_rank(&hits[1..], &relevant, 10), 0.5);
+        let ideal = 1.0 + 1.0 / 3f64.log2();
+        let dcg = 1.0 + 1.0 / 4f64.log2();
+        assert!((ndcg_at(&hits, &relevant, 10) - dcg / ideal).abs() < 1e-12);
+        assert_eq!(ndcg_at(&[hit("z")], &relevant, 10), 0.0);
+    }
+
+    #[test]
+    fn intent_scores_count_out_of_scope_apart() {
+        let example = |t: &str, i: &str| Example {
+            text: t.into(),
+            intent: i.into(),
+        };
+        let predicted = |i: &str| Classification {
+            intent: i.into(),
+            confidence: 1.0,
+            nearest_similarity: 1.0,
+            decided_by: "knn",
+        };
+        let set = [
+            example("a", "order_status"),
+            example("b", "order_status"),
+            example("c", "out_of_scope"),
+            example("d", "refund_policy"),
+        ];
+        let got = [
+            predicted("order_status"),
+            predicted("out_of_scope"),
+            predicted("out_of_scope"),
+            predicted("order_status"),
+        ];
+        let r = score_intents(&set, &got);
+        assert_eq!(r.accuracy, 0.5);
+        assert_eq!(r.out_of_scope_recall, Some(1.0));
+        assert_eq!(r.false_out_of_scope_rate, Some(1.0 / 3.0));
+        assert_eq!(r.per_intent["order_status"].precision, 0.5);
+        assert_eq!(r.per_intent["order_status"].recall, 0.5);
+        assert_eq!(r.confusions.len(), 2);
+    }
+}

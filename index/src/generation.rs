@@ -1,0 +1,561 @@
+//! Index generations: every build writes a complete new generation and switches to it
+//! atomically, so a reader sees the old index or the new one, never half of one.
+//!
+//! ```text
+//! <index_dir>/CURRENT                  the live generation's name (replaced by rename)
+//! <index_dir>/generations/gen-000007/  bm25/ vectors.f32 passages.json intents.json
+//!                                      intents.f32 manifest.json
+//! <index_dir>/cache/<model>.bin        the embedding cache shared by builds
+//! <index_dir>/build.lock               held while a build runs
+//! ```
+//!
+//! A build: takes the lock (a second build fails fast instead of colliding), reads the
+//! passages from the lake, embeds what the cache lacks, writes the generation under a
+//! temporary name and renames it into place, then runs the **canary** — recall@10 of the
+//! canary queries on the new generation against the live one — and only then replaces
+//! `CURRENT`. The two newest generations are kept, so a reader that resolved `CURRENT` just
+//! before a switch still finds its directory; older ones are removed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use pipeline::sql::SqlEngine;
+
+use crate::bm25::{Bm25, Filter};
+use crate::cache::EmbeddingCache;
+use crate::documents::{DocType, Passage, all_passages};
+use crate::eval::{RetrievalQuery, recall_at};
+use crate::intents::{Classification, Example, IntentClassifier};
+use crate::search::{FusionWeights, Hit, Mode, rank};
+use crate::vectors::VectorMatrix;
+use crate::{Embedder, IndexError, MODEL_ID};
+
+/// Generations kept on disk: the live one and the one before it.
+const KEEP: usize = 2;
+/// Canary queries drawn from the passages' own titles when no set is given.
+const SELF_CANARY_QUERIES: usize = 200;
+
+/// Facts about one generation, written last into it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub generation: String,
+    pub built_at: String,
+    pub model: String,
+    pub dimension: usize,
+    pub shop: String,
+    pub passages: usize,
+    pub by_doc_type: BTreeMap<String, usize>,
+    pub intent_examples: usize,
+    pub passages_embedded: usize,
+    pub passages_cached: usize,
+    pub examples_embedded: usize,
+    pub examples_cached: usize,
+    pub build_seconds: f64,
+    pub weights: FusionWeights,
+}
+
+/// The index directory and its pointer.
+#[derive(Debug, Clone)]
+pub struct IndexDir {
+    root: PathBuf,
+}
+
+/// A loaded generation: everything a search or a classification needs.
+#[derive(Debug)]
+pub struct Generation {
+    pub name: String,
+    pub manifest: Manifest,
+    pub passages: Vec<Passage>,
+    bm25: Bm25,
+    vectors: VectorMatrix,
+    classifier: IntentClassifier,
+}
+
+/// Where the canary's queries come from.
+#[derive(Debug, Clone)]
+pub enum Canary {
+    /// Each sampled passage's title should find that passage in the top 10.
+    SelfRetrieval,
+    /// A judged set (`{"query", "relevant"}` lines).
+    Set(Vec<RetrievalQuery>),
+}
+
+/// How a build went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildSummary {
+    pub manifest: Manifest,
+    pub canary_queries: usize,
+    pub canary_recall: f64,
+    /// The live generation's recall on the same queries, when there was one.
+    pub previous_recall: Option<f64>,
+    pub switched: bool,
+    pub previous: Option<String>,
+    pub removed: Vec<String>,
+}
+
+/// What `index status` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub current: Option<Manifest>,
+    pub generations: Vec<String>,
+    pub cache_entries: usize,
+    pub building: bool,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
+    move |e| IndexError::io(path, &e)
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
+    let mut file = fs::File::create(path).map_err(io(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))
+}
+
+impl IndexDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn generations(&self) -> PathBuf {
+        self.root.join("generations")
+    }
+
+    fn pointer(&self) -> PathBuf {
+        self.root.join("CURRENT")
+    }
+
+    fn cache_path(&self) -> PathBuf {
+        self.root.join("cache").join(format!("{MODEL_ID}.bin"))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("build.lock")
+    }
+
+    /// The live generation's name, if any.
+    pub fn current(&self) -> Result<Option<String>, IndexError> {
+        match fs::read_to_string(self.pointer()) {
+            Ok(name) => Ok(Some(name.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IndexError::io(&self.pointer(), &e)),
+        }
+    }
+
+    /// Loads the live generation. A generation removed between reading `CURRENT` and
+    /// opening it (two builds finished meanwhile) is retried once from the new pointer.
+    pub fn open_current(&self) -> Result<Generation, IndexError> {
+        let mut last_error = None;
+        for _ in 0..2 {
+            let name = self
+                .current()?
+                .ok_or(IndexError::NoIndex(self.root.clone()))?;
+            match Generation::open(&self.generations().join(&name)) {
+                Ok(g) => return Ok(g),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("the loop ran"))
+    }
+
+    /// Generation directories on disk, oldest first.
+    pub fn list(&self) -> Result<Vec<String>, IndexError> {
+        let dir = self.generations();
+        let mut names: Vec<String> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("gen-"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(IndexError::io(&dir, &e)),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn status(&self) -> Result<Status, IndexError> {
+        let current = match self.current()? {
+            Some(name) => Some(read_manifest(&self.generations().join(name))?),
+            None => None,
+        };
+        let building = match fs::File::open(self.lock_path()) {
+            Ok(file) => file.try_lock_shared().is_err(),
+            Err(_) => false,
+        };
+        let cache = EmbeddingCache::open(
+            &self.cache_path(),
+            current.as_ref().map_or(crate::DIMENSION, |m| m.dimension),
+        )?;
+        Ok(Status {
+            current,
+            generations: self.list()?,
+            cache_entries: cache.len(),
+            building,
+        })
+    }
+
+    /// Builds a generation from the lake and switches to it when the canary passes.
+    pub async fn build(
+        &self,
+        engine: &SqlEngine,
+        embedder: &dyn Embedder,
+        examples: &[Example],
+        shop: &str,
+        canary: &Canary,
+    ) -> Result<BuildSummary, IndexError> {
+        let started = Instant::now();
+        fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
+        let lock_path = self.lock_path();
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        // Released when `lock` is dropped, also when the process dies.
+        lock.try_lock()
+            .map_err(|_| IndexError::Busy(lock_path.clone()))?;
+
+        let passages = all_passages(engine, shop).await?;
+        if passages.is_empty() {
+            return Err(IndexError::Data(format!(
+                "no products, policies or articles in the lake for shop {shop:?}: ingest first"
+            )));
+        }
+        let mut cache = EmbeddingCache::open(&self.cache_path(), embedder.dimension())?;
+        let texts: Vec<String> = passages.iter().map(Passage::embedding_text).collect();
+        let (passage_vectors, passage_counts) = cache.vectors(embedder, &texts)?;
+        let example_texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        let (example_vectors, example_counts) = cache.vectors(embedder, &example_texts)?;
+
+        let name = self.next_name()?;
+        let staging = self.generations().join(format!(".building-{name}"));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        fs::create_dir_all(staging.join("bm25")).map_err(io(&staging))?;
+        crate::bm25::build(&staging.join("bm25"), &passages)?;
+        VectorMatrix::new(embedder.dimension(), &passage_vectors)
+            .write(&staging.join("vectors.f32"))?;
+        VectorMatrix::new(embedder.dimension(), &example_vectors)
+            .write(&staging.join("intents.f32"))?;
+        write_durably(
+            &staging.join("passages.json"),
+            &serde_json::to_vec(&passages)?,
+        )?;
+        write_durably(
+            &staging.join("intents.json"),
+            &serde_json::to_vec(examples)?,
+        )?;
+        let mut by_doc_type = BTreeMap::new();
+        for p in &passages {
+            *by_doc_type
+                .entry(p.doc_type.as_str().to_string())
+                .or_insert(0) += 1;
+        }
+        let manifest = Manifest {
+            generation: name.clone(),
+            built_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            model: MODEL_ID.into(),
+            dimension: embedder.dimension(),
+            shop: shop.into(),
+            passages: passages.len(),
+            by_doc_type,
+            intent_examples: examples.len(),
+            passages_embedded: passage_counts.embedded,
+            passages_cached: passage_counts.cached,
+            examples_embedded: example_counts.embedded,
+            examples_cached: example_counts.cached,
+            build_seconds: 0.0,
+            weights: FusionWeights::default(),
+        };
+        // The manifest is written last: a generation without one was never finished.
+        write_durably(
+            &staging.join("manifest.json"),
+            &serde_json::to_vec_pretty(&manifest)?,
+        )?;
+        let final_dir = self.generations().join(&name);
+        fs::rename(&staging, &final_dir).map_err(io(&final_dir))?;
+
+        let fresh = Generation::open(&final_dir)?;
+        let queries = canary_queries(canary, &fresh.passages);
+        let query_texts: Vec<String> = queries.iter().map(|q| q.query.clone()).collect();
+        let (query_vectors, _) = cache.vectors(embedder, &query_texts)?;
+        let canary_recall = canary_recall(&fresh, &queries, &query_vectors)?;
+        let previous = self.current()?;
+        let previous_recall = match &previous {
+            Some(old) => match Generation::open(&self.generations().join(old)) {
+                Ok(live) => Some(canary_recall_of(&live, &queries, &query_vectors)),
+                // A live generation that no longer opens is no reason to keep it.
+                Err(_) => None,
+            },
+            None => None,
+        };
+        cache.save()?;
+        let passes = canary_recall >= MIN_CANARY_RECALL
+            && previous_recall.is_none_or(|old| canary_recall + MAX_RECALL_DROP >= old);
+        let mut removed = Vec::new();
+        if passes {
+            let tmp = self.root.join("CURRENT.tmp");
+            write_durably(&tmp, name.as_bytes())?;
+            fs::rename(&tmp, self.pointer()).map_err(io(&self.pointer()))?;
+            removed = self.remove_old(&name)?;
+        } else {
+            // Kept for inspection under a name readers never resolve.
+            let rejected = self.generations().join(format!("rejected-{name}"));
+            fs::rename(&final_dir, &rejected).map_err(io(&rejected))?;
+        }
+        let mut manifest = manifest;
+        manifest.build_seconds = started.elapsed().as_secs_f64();
+        drop(lock);
+        Ok(BuildSummary {
+            manifest,
+            canary_queries: queries.len(),
+            canary_recall,
+            previous_recall,
+            switched: passes,
+            previous,
+            removed,
+        })
+    }
+
+    fn next_name(&self) -> Result<String, IndexError> {
+        let last = self
+            .list()?
+            .iter()
+            .filter_map(|n| n.strip_prefix("gen-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        Ok(format!("gen-{:06}", last + 1))
+    }
+
+    /// Removes generations beyond the newest [`KEEP`] (never the live one).
+    fn remove_old(&self, live: &str) -> Result<Vec<String>, IndexError> {
+        let names = self.list()?;
+        let mut removed = Vec::new();
+        for name in names.iter().take(names.len().saturating_sub(KEEP)) {
+            if name != live {
+                let dir = self.generations().join(name);
+                fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                removed.push(name.clone());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A new generation's canary recall@10 may not fall below this…
+pub const MIN_CANARY_RECALL: f64 = 0.5;
+/// …nor more than this below the live generation's on the same queries.
+pub const MAX_RECALL_DROP: f64 = 0.05;
+
+fn canary_queries(canary: &Canary, passages: &[Passage]) -> Vec<RetrievalQuery> {
+    match canary {
+        Canary::Set(queries) => queries.clone(),
+        Canary::SelfRetrieval => {
+            let stride = passages.len().div_ceil(SELF_CANARY_QUERIES).max(1);
+            passages
+                .iter()
+                .step_by(stride)
+                .map(|p| RetrievalQuery {
+                    query: p.title.clone(),
+                    relevant: vec![p.key.clone()],
+                })
+                .collect()
+        }
+    }
+}
+
+fn canary_recall(
+    g: &Generation,
+    queries: &[RetrievalQuery],
+    vectors: &[Vec<f32>],
+) -> Result<f64, IndexError> {
+    let mut total = 0.0;
+    for (q, v) in queries.iter().zip(vectors) {
+        let hits = g.search_vector(&q.query, v, &Filter::default(), 10, Mode::Hybrid)?;
+        total += recall_at(&hits, &q.relevant, 10);
+    }
+    Ok(if queries.is_empty() {
+        1.0
+    } else {
+        total / queries.len() as f64
+    })
+}
+
+/// The live generation's recall; a failure to search counts as 0 (it is being replaced).
+fn canary_recall_of(g: &Generation, queries: &[RetrievalQuery], vectors: &[Vec<f32>]) -> f64 {
+    canary_recall(g, queries, vectors).unwrap_or(0.0)
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, IndexError> {
+    let path = dir.join("manifest.json");
+    let bytes = fs::read(&path).map_err(io(&path))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+impl Generation {
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        let manifest = read_manifest(dir)?;
+        let read = |name: &str| {
+            let path = dir.join(name);
+            fs::read(&path).map_err(|e| IndexError::io(&path, &e))
+        };
+        let passages: Vec<Passage> = serde_json::from_slice(&read("passages.json")?)?;
+        let examples: Vec<Example> = serde_json::from_slice(&read("intents.json")?)?;
+        let vectors = VectorMatrix::read(&dir.join("vectors.f32"), manifest.dimension)?;
+        let example_vectors = VectorMatrix::read(&dir.join("intents.f32"), manifest.dimension)?;
+        if vectors.rows() != passages.len() || example_vectors.rows() != examples.len() {
+            return Err(IndexError::Corrupt(format!(
+                "{}: vectors and passages/examples differ in number",
+                dir.display()
+            )));
+        }
+        let classifier = IntentClassifier::new(
+            examples.into_iter().map(|e| e.intent).collect(),
+            example_vectors,
+        );
+        Ok(Self {
+            name: manifest.generation.clone(),
+            bm25: Bm25::open(&dir.join("bm25"))?,
+            manifest,
+            passages,
+            vectors,
+            classifier,
+        })
+    }
+
+    /// Searches with an already embedded query.
+    pub fn search_vector(
+        &self,
+        query: &str,
+        query_vector: &[f32],
+        filter: &Filter,
+        k: usize,
+        mode: Mode,
+    ) -> Result<Vec<Hit>, IndexError> {
+        rank(
+            &self.passages,
+            &self.bm25,
+            &self.vectors,
+            &self.manifest.weights,
+            query,
+            query_vector,
+            filter,
+            k,
+            mode,
+        )
+    }
+
+    /// Hybrid search with other fusion weights (tuning tries them).
+    pub fn search_vector_weighted(
+        &self,
+        query: &str,
+        query_vector: &[f32],
+        filter: &Filter,
+        k: usize,
+        weights: &FusionWeights,
+    ) -> Result<Vec<Hit>, IndexError> {
+        rank(
+            &self.passages,
+            &self.bm25,
+            &self.vectors,
+            weights,
+            query,
+            query_vector,
+            filter,
+            k,
+            Mode::Hybrid,
+        )
+    }
+
+    /// Embeds `query` and searches.
+    pub fn search(
+        &self,
+        embedder: &dyn Embedder,
+        query: &str,
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let vector = crate::embed_one(embedder, query)?;
+        self.search_vector(query, &vector, filter, k, Mode::Hybrid)
+    }
+
+    pub fn classifier(&self) -> &IntentClassifier {
+        &self.classifier
+    }
+
+    /// Embeds and classifies one message.
+    pub fn classify(
+        &self,
+        embedder: &dyn Embedder,
+        text: &str,
+    ) -> Result<Classification, IndexError> {
+        let vector = crate::embed_one(embedder, text)?;
+        Ok(self.classifier.classify(text, &vector))
+    }
+
+    /// `(handle, title)` of the generation's products, for entity extraction.
+    pub fn product_titles(&self) -> Vec<(String, String)> {
+        self.passages
+            .iter()
+            .filter(|p| p.doc_type == DocType::Product)
+            .filter_map(|p| Some((p.key.strip_prefix("product:")?.to_string(), p.title.clone())))
+            .collect()
+    }
+}
+
+/// Counts of a build, as `index build` prints them.
+impl std::fmt::Display for BuildSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.manifest;
+        let counts: Vec<String> = m
+            .by_doc_type
+            .iter()
+            .map(|(t, n)| format!("{t}={n}"))
+            .collect();
+        writeln!(
+            f,
+            "generation {}: {} passages ({})",
+            m.generation,
+            m.passages,
+            counts.join(" ")
+        )?;
+        writeln!(
+            f,
+            "embedded {} passages, {} from cache; {} intent examples ({} embedded)",
+            m.passages_embedded, m.passages_cached, m.intent_examples, m.examples_embedded
+        )?;
+        let previous = self
+            .previous_recall
+            .map_or("no live generation".to_string(), |r| {
+                format!("live generation {r:.3}")
+            });
+        writeln!(
+            f,
+            "canary recall@10 {:.3} over {} queries ({previous})",
+            self.canary_recall, self.canary_queries
+        )?;
+        if self.switched {
+            write!(
+                f,
+                "switched to {} in {:.1} s",
+                m.generation, m.build_seconds
+            )?;
+            if !self.removed.is_empty() {
+                write!(f, "; removed {}", self.removed.join(", "))?;
+            }
+            Ok(())
+        } else {
+            write!(
+                f,
+                "NOT switched: the canary failed; kept as rejected-{}",
+                m.generation
+            )
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The retrieval index and the classifier as a user runs them: built from the demo store's
+//! lake with the real embedding model, searched, rebuilt incrementally while searches run,
+//! and measured on the shipped evaluation sets against the issue's acceptance numbers.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{ok, root};
+
+/// A lake with the demo store and a built index, shared by the tests of this file (building
+/// embeds every passage and intent example once).
+struct Built {
+    _dir: tempfile::TempDir,
+    lake: PathBuf,
+    index: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        let index = dir.path().join("index");
+        ok(&lake, &["ingest", "data/demo-store"]);
+        let out = run_ok(&lake, &index, &["index", "build"]);
+        assert!(out.contains("switched to gen-000001"), "{out}");
+        Built {
+            _dir: dir,
+            lake,
+            index,
+        }
+    })
+}
+
+fn run(lake: &Path, index: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_supportlake"))
+        .current_dir(root())
+        .env("SUPPORTLAKE_LAKE_URL", lake)
+        .env("SUPPORTLAKE_INDEX_DIR", index)
+        .env_remove("SUPPORTLAKE_LOG")
+        .args(args)
+        .output()
+        .expect("run supportlake")
+}
+
+fn run_ok(lake: &Path, index: &Path, args: &[&str]) -> String {
+    let output = run(lake, index, args);
+    assert!(
+        output.status.success(),
+        "supportlake {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(lake: &Path, index: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&run_ok(lake, index, args)).unwrap()
+}
+
+/// "embedded N passages, M from cache" of a build's output.
+fn embedded_and_cached(build_output: &str) -> (usize, usize) {
+    let line = build_output
+        .lines()
+        .find(|l| l.starts_with("embedded "))
+        .unwrap_or_else(|| panic!("no counts in {build_output}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn the_returns_question_finds_the_sale_items_passage_with_its_scores() {
+    let b = built();
+    let out = run_ok(
+        &b.lake,
+        &b.index,
+        &["search", "can I return sale items", "--explain"],
+    );
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.contains("policy:refund"),
+        "the refund policy comes first:\n{out}"
+    );
+    assert!(
+        out.contains("fused") && out.contains("bm25") && out.contains("vector"),
+        "{out}"
+    );
+
+    let hits = json(
+        &b.lake,
+        &b.index,
+        &[
+            "search",
+            "MENS CEDAR rain jacket",
+            "--type",
+            "product",
+            "--format",
+            "json",
+            "-k",
+            "3",
+        ],
+    );
+    let hits = hits.as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h["doc_type"] == "product"), "{hits:?}");
+    assert!(
+        hits[0]["key"].as_str().unwrap().contains("cedar"),
+        "{hits:?}"
+    );
+
+    let status = run_ok(&b.lake, &b.index, &["index", "status"]);
+    assert!(status.contains("live: gen-"), "{status}");
+    assert!(status.contains("product="), "{status}");
+}
+
+#[test]
+fn hybrid_retrieval_beats_each_retriever_alone_on_the_shipped_set() {
+    let b = built();
+    let report = json(
+        &b.lake,
+        &b.index,
+        &[
+            "eval",
+            "retrieval",
+            "--dataset",
+            "data/eval/retrieval.jsonl",
+            "--format",
+            "json",
+        ],
+    );
+    let report = &report["report"];
+    assert!(report["queries"].as_u64().unwrap() >= 150);
+    assert_eq!(
+        report["unknown_keys"],
+        serde_json::json!([]),
+        "every judged key is in the index"
+    );
+    let ndcg = |mode: &str| report["modes"][mode]["ndcg_at_10"].as_f64().unwrap();
+    assert!(ndcg("hybrid") >= ndcg("bm25"), "{report}");
+    assert!(ndcg("hybrid") >= ndcg("vector"), "{report}");
+}
+
+#[test]
+fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
+    let b = built();
+    let held_out = json(
+        &b.lake,
+        &b.index,
+        &[
+            "eval",
+            "intents",
+            "--dataset",
+            "data/eval/intents-bitext-heldout.csv",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(held_out["accuracy"].as_f64().unwrap() >= 0.90, "{held_out}");
+    let mixed = json(
+        &b.lake,
+        &b.index,
+        &[
+            "eval",
+            "intents",
+            "--dataset",
+            "data/eval/intents-bitext-heldout.csv",
+            "--dataset",
+            "data/eval/intents-store.csv",
+            "--dataset",
+            "data/eval/out-of-scope.csv",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        mixed["out_of_scope_recall"].as_f64().unwrap() >= 0.7,
+        "{mixed}"
+    );
+    assert!(
+        mixed["false_out_of_scope_rate"].as_f64().unwrap() <= 0.1,
+        "{mixed}"
+    );
+
+    let c = json(
+        &b.lake,
+        &b.index,
+        &[
+            "classify",
+            "I need to talk to a real person about order #1042",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(c["classification"]["intent"], "talk_to_human");
+    assert_eq!(c["entities"]["order_numbers"], serde_json::json!(["1042"]));
+}
+
+#[test]
+fn a_rebuild_embeds_only_changed_products_and_searches_never_fail_meanwhile() {
+    let b = built();
+    // A private copy: this test changes the lake and switches generations.
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
+    copy_dir(&b.lake, &lake);
+    copy_dir(&b.index, &index);
+
+    // A later export of the same catalog where two products have new copy.
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let export = std::fs::read_to_string(root().join("data/demo-store/export.json")).unwrap();
+    std::fs::write(
+        store.join("export.json"),
+        export.replace("2026-10-31T23:59:59", "2026-11-30T23:59:59"),
+    )
+    .unwrap();
+    let mut reader = csv::Reader::from_path(root().join("data/demo-store/products.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let body_at = headers.iter().position(|h| h == "Body (HTML)").unwrap();
+    let status_at = headers.iter().position(|h| h == "Status").unwrap();
+    let mut writer = csv::Writer::from_path(store.join("products.csv")).unwrap();
+    writer.write_record(&headers).unwrap();
+    let mut changed = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        let mut fields: Vec<String> = record.iter().map(str::to_string).collect();
+        // Only active products are indexed: change two of those (2 of 144, ~1%).
+        if !fields[body_at].is_empty() && fields[status_at] == "active" && changed < 2 {
+            fields[body_at].push_str("<p>New this season: recycled fabric.</p>");
+            changed += 1;
+        }
+        writer.write_record(&fields).unwrap();
+    }
+    writer.flush().unwrap();
+    ok(&lake, &["ingest", store.to_str().unwrap()]);
+
+    // Searches in a loop, each a fresh process resolving CURRENT, while the rebuild runs.
+    let building = AtomicBool::new(true);
+    let (searches, rebuild) = std::thread::scope(|s| {
+        let searcher = s.spawn(|| {
+            let mut done = 0;
+            while building.load(Ordering::SeqCst) || done < 3 {
+                run_ok(&lake, &index, &["search", "waterproof jacket", "-k", "3"]);
+                done += 1;
+            }
+            done
+        });
+        let out = run_ok(&lake, &index, &["index", "build"]);
+        building.store(false, Ordering::SeqCst);
+        (searcher.join().unwrap(), out)
+    });
+    assert!(searches >= 3);
+    assert!(rebuild.contains("switched to gen-000002"), "{rebuild}");
+    let (embedded, cached) = embedded_and_cached(&rebuild);
+    assert_eq!(
+        embedded, 2,
+        "only the two changed products are embedded again:\n{rebuild}"
+    );
+    assert!(cached > 400, "{rebuild}");
+    let hits = json(
+        &lake,
+        &index,
+        &[
+            "search",
+            "recycled fabric new this season",
+            "--type",
+            "product",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(hits[0]["snippet"].as_str().is_some(), "{hits}");
+
+    // A build while another holds the lock is refused with the reason; once free, it runs.
+    let lock = std::fs::File::open(index.join("build.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let refused = run(&lake, &index, &["index", "build"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("another index build is running"));
+    drop(lock);
+    let again = run_ok(&lake, &index, &["index", "build"]);
+    assert_eq!(embedded_and_cached(&again).0, 0, "{again}");
+    let status = run_ok(&lake, &index, &["index", "status"]);
+    assert!(
+        status.contains("gen-000002, gen-000003"),
+        "two generations are kept:\n{status}"
+    );
+    assert!(!status.contains("gen-000001"), "{status}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_demo_ingests_builds_the_index_and_answers_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
+    let out = run_ok(&lake, &index, &["demo"]);
+    assert!(out.contains("Ingesting the demo store"), "{out}");
+    assert!(out.contains("switched to gen-000001"), "{out}");
+    let search = out
+        .split("supportlake search")
+        .nth(1)
+        .expect("the demo searches");
+    assert!(
+        search.lines().nth(1).unwrap().contains("policy:refund"),
+        "{out}"
+    );
+    assert!(out.contains("order_status (confidence"), "{out}");
+    assert!(out.contains(r#""order_numbers":["1001"]"#), "{out}");
+    // A second run reuses the lake and the index.
+    let again = run_ok(&lake, &index, &["demo"]);
+    assert!(
+        again.contains("already holds the demo store")
+            && !again.contains("Building the retrieval index"),
+        "{again}"
+    );
+}
