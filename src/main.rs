@@ -125,6 +125,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// The nightly job: ingest what changed, compact the lake (optimize + vacuum), rebuild the
+    /// index incrementally, validate it and switch; idempotent and locked.
+    Rebuild {
+        /// Exports to ingest first (a directory, as for `ingest`); without it the lake is used as is.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Canary set for the index (JSONL), as for `index build`.
+        #[arg(long)]
+        canary: Option<PathBuf>,
+    },
     /// Measure the classifier or the retrieval on a judged data set.
     Eval {
         #[command(subcommand)]
@@ -147,6 +157,9 @@ enum IndexAction {
         /// find it.
         #[arg(long)]
         canary: Option<PathBuf>,
+        /// Build even when nothing changed since the live generation.
+        #[arg(long)]
+        force: bool,
     },
     /// Show the live generation, the generations on disk and the cache.
     Status,
@@ -390,6 +403,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Eval { what } => eval_command(&config, what)?,
+        Command::Rebuild { from, canary } => {
+            return rebuild(&config, from.as_deref(), canary.as_deref()).await;
+        }
         Command::Config => print!("{}", toml::to_string_pretty(&config)?),
         Command::Demo { store } => demo(&config, &store).await?,
     }
@@ -399,26 +415,23 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
 async fn index_command(config: &Config, action: IndexAction) -> Result<std::process::ExitCode> {
     let dir = IndexDir::new(&config.index_dir);
     match action {
-        IndexAction::Build { shop, canary } => {
+        IndexAction::Build {
+            shop,
+            canary,
+            force,
+        } => {
             let lake = Lake::open(config.lake_url()?)?;
-            let engine = SqlEngine::open(&lake).await?;
-            let embedder = FastEmbedder::load(&config.assets_dir)?;
-            let examples =
-                index::intents::read_example_dir(&config.intents_dir).with_context(|| {
-                    format!(
-                        "reading intent examples in {}",
-                        config.intents_dir.display()
-                    )
-                })?;
-            let canary = match canary {
-                Some(path) => Canary::Set(index::eval::read_retrieval_set(&path)?),
-                None => Canary::SelfRetrieval,
-            };
-            let summary = dir
-                .build(&engine, &embedder, &examples, &shop, &canary)
-                .await?;
+            let summary = build_index(
+                config,
+                &lake,
+                &FastEmbedder::load(&config.assets_dir)?,
+                &shop,
+                canary.as_deref(),
+                !force,
+            )
+            .await?;
             println!("{summary}");
-            if !summary.switched {
+            if !summary.switched && !summary.unchanged {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
@@ -451,6 +464,89 @@ async fn index_command(config: &Config, action: IndexAction) -> Result<std::proc
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Reads the intent examples and the canary set, then builds a generation.
+async fn build_index(
+    config: &Config,
+    lake: &Lake,
+    embedder: &dyn Embedder,
+    shop: &str,
+    canary: Option<&Path>,
+    keep_if_unchanged: bool,
+) -> Result<index::generation::BuildSummary> {
+    let engine = SqlEngine::open(lake).await?;
+    let examples = index::intents::read_example_dir(&config.intents_dir).with_context(|| {
+        format!(
+            "reading intent examples in {}",
+            config.intents_dir.display()
+        )
+    })?;
+    let canary = match canary {
+        Some(path) => Canary::Set(index::eval::read_retrieval_set(path)?),
+        None => Canary::SelfRetrieval,
+    };
+    let dir = IndexDir::new(&config.index_dir);
+    Ok(dir
+        .build(
+            &engine,
+            embedder,
+            &examples,
+            shop,
+            &canary,
+            keep_if_unchanged,
+        )
+        .await?)
+}
+
+/// The nightly job: ingest what changed, compact the lake, rebuild the index, switch. One
+/// summary line per step; a second run at the same time fails on the lock.
+async fn rebuild(
+    config: &Config,
+    from: Option<&Path>,
+    canary: Option<&Path>,
+) -> Result<std::process::ExitCode> {
+    let _lock = IndexDir::new(&config.index_dir).lock("rebuild")?;
+    let lake = Lake::open(config.lake_url()?)?;
+    if let Some(dir) = from {
+        let report = ingest(&lake, dir, config).await?;
+        let written: usize = report.tables.values().map(|c| c.written).sum();
+        println!(
+            "ingest   {} records read, {} ok, {} quarantined, {written} rows written ({:.1} s)",
+            report.records_read, report.records_ok, report.quarantined, report.seconds
+        );
+        if !report.succeeded() {
+            eprintln!("error: nothing valid could be read from {}", dir.display());
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    }
+    let started = std::time::Instant::now();
+    let compacted = pipeline::lake::compact(&lake).await?;
+    println!(
+        "compact  {} tables: {} small files rewritten into {}, {} unreferenced files vacuumed ({:.1} s)",
+        compacted.len(),
+        compacted.iter().map(|c| c.files_removed).sum::<u64>(),
+        compacted.iter().map(|c| c.files_added).sum::<u64>(),
+        compacted.iter().map(|c| c.files_vacuumed).sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
+    let summary = build_index(
+        config,
+        &lake,
+        &FastEmbedder::load(&config.assets_dir)?,
+        "*",
+        canary,
+        true,
+    )
+    .await?;
+    for (n, line) in summary.to_string().lines().enumerate() {
+        println!("{}{line}", if n == 0 { "index    " } else { "         " });
+    }
+    Ok(if summary.switched || summary.unchanged {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 fn print_hits(hits: &[index::search::Hit], explain: bool) {
@@ -618,7 +714,7 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
 
 /// Builds the retrieval index when there is none, then searches and classifies as a shopper
 /// would ask.
-async fn demo_index(config: &Config, engine: &SqlEngine) -> Result<()> {
+async fn demo_index(config: &Config, lake: &Lake) -> Result<()> {
     let dir = IndexDir::new(&config.index_dir);
     let embedder = FastEmbedder::load(&config.assets_dir)?;
     if dir.current()?.is_none() {
@@ -626,10 +722,7 @@ async fn demo_index(config: &Config, engine: &SqlEngine) -> Result<()> {
             "\nBuilding the retrieval index in {} ...",
             config.index_dir.display()
         );
-        let examples = index::intents::read_example_dir(&config.intents_dir)?;
-        let summary = dir
-            .build(engine, &embedder, &examples, "*", &Canary::SelfRetrieval)
-            .await?;
+        let summary = build_index(config, lake, &embedder, "*", None, true).await?;
         println!("{summary}");
     }
     let generation = dir.open_current()?;
@@ -705,7 +798,7 @@ async fn demo(config: &Config, store: &Path) -> Result<()> {
         println!("{}", render(&engine.query(sql).await?, Format::Table)?);
     }
     println!("\nAsk your own: supportlake sql \"SELECT ...\"   (tables: supportlake tables)");
-    demo_index(config, &engine).await?;
+    demo_index(config, &lake).await?;
     println!(
         "The reports: supportlake report --list; e.g. supportlake report knowledge-gaps --format html -o gaps.html"
     );

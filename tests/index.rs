@@ -282,9 +282,13 @@ fn a_rebuild_embeds_only_changed_products_and_searches_never_fail_meanwhile() {
     lock.try_lock().unwrap();
     let refused = run(&lake, &index, &["index", "build"]);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("another index build is running"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("an index build or rebuild is running")
+    );
     drop(lock);
-    let again = run_ok(&lake, &index, &["index", "build"]);
+    let same = run_ok(&lake, &index, &["index", "build"]);
+    assert!(same.contains("unchanged: gen-000002 stays live"), "{same}");
+    let again = run_ok(&lake, &index, &["index", "build", "--force"]);
     assert_eq!(embedded_and_cached(&again).0, 0, "{again}");
     let status = run_ok(&lake, &index, &["index", "status"]);
     assert!(
@@ -331,4 +335,66 @@ fn the_demo_ingests_builds_the_index_and_answers_from_it() {
             && !again.contains("Building the retrieval index"),
         "{again}"
     );
+}
+
+#[test]
+fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
+    let b = built();
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
+    copy_dir(&b.lake, &lake);
+    copy_dir(&b.index, &index);
+    let count = |table: &str| {
+        ok(
+            &lake,
+            &[
+                "sql",
+                &format!("SELECT count(*) AS n FROM {table}"),
+                "--format",
+                "csv",
+            ],
+        )
+    };
+    let before = (count("conversations"), count("messages"), count("products"));
+
+    let first = run_ok(&lake, &index, &["rebuild", "--from", "data/demo-store"]);
+    let line = |out: &str, step: &str| {
+        out.lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("no {step} line in {out}"))
+            .to_string()
+    };
+    assert!(
+        line(&first, "ingest").contains(" 0 rows written"),
+        "same exports write nothing:\n{first}"
+    );
+    let compact = line(&first, "compact");
+    assert!(compact.contains("21 tables"), "{first}");
+    assert!(
+        line(&first, "index").contains("unchanged: gen-000001 stays live"),
+        "{first}"
+    );
+    // Compaction rewrites files, never rows.
+    assert_eq!(
+        (count("conversations"), count("messages"), count("products")),
+        before
+    );
+
+    // Idempotent: a second run finds nothing to merge and keeps the same generation.
+    let second = run_ok(&lake, &index, &["rebuild"]);
+    assert!(
+        line(&second, "compact").contains(": 0 small files rewritten into 0"),
+        "{second}"
+    );
+    assert!(
+        line(&second, "index").contains("unchanged: gen-000001"),
+        "{second}"
+    );
+
+    // Two runs cannot collide.
+    let lock = std::fs::File::open(index.join("rebuild.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let refused = run(&lake, &index, &["rebuild"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("rebuild.lock"));
 }

@@ -55,6 +55,10 @@ pub struct Manifest {
     pub examples_cached: usize,
     pub build_seconds: f64,
     pub weights: FusionWeights,
+    /// SHA-256 over the model, weights, passages and examples: equal fingerprints mean an
+    /// identical index, so a rebuild can keep the live generation.
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 /// The index directory and its pointer.
@@ -92,6 +96,8 @@ pub struct BuildSummary {
     /// The live generation's recall on the same queries, when there was one.
     pub previous_recall: Option<f64>,
     pub switched: bool,
+    /// Nothing changed since the live generation, which stays live; nothing was built.
+    pub unchanged: bool,
     pub previous: Option<String>,
     pub removed: Vec<String>,
 }
@@ -135,6 +141,23 @@ impl IndexDir {
 
     fn lock_path(&self) -> PathBuf {
         self.root.join("build.lock")
+    }
+
+    /// Takes the exclusive lock `<index_dir>/<name>.lock`, or fails at once with
+    /// [`IndexError::Busy`] when another process holds it. The lock is released when the
+    /// returned file is dropped, also when the process dies.
+    pub fn lock(&self, name: &str) -> Result<fs::File, IndexError> {
+        fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = self.root.join(format!("{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.try_lock()
+            .map_err(|_| IndexError::Busy(path.clone()))?;
+        Ok(file)
     }
 
     /// The live generation's name, if any.
@@ -198,7 +221,9 @@ impl IndexDir {
         })
     }
 
-    /// Builds a generation from the lake and switches to it when the canary passes.
+    /// Builds a generation from the lake and switches to it when the canary passes. With
+    /// `keep_if_unchanged`, a lake and examples identical to the live generation's leave it
+    /// live without building (what makes `rebuild` idempotent).
     pub async fn build(
         &self,
         engine: &SqlEngine,
@@ -206,25 +231,35 @@ impl IndexDir {
         examples: &[Example],
         shop: &str,
         canary: &Canary,
+        keep_if_unchanged: bool,
     ) -> Result<BuildSummary, IndexError> {
         let started = Instant::now();
         fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
-        let lock_path = self.lock_path();
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        // Released when `lock` is dropped, also when the process dies.
-        lock.try_lock()
-            .map_err(|_| IndexError::Busy(lock_path.clone()))?;
+        let lock = self.lock("build")?;
 
         let passages = all_passages(engine, shop).await?;
         if passages.is_empty() {
             return Err(IndexError::Data(format!(
                 "no products, policies or articles in the lake for shop {shop:?}: ingest first"
             )));
+        }
+        let weights = FusionWeights::default();
+        let fingerprint = fingerprint(&passages, examples, &weights)?;
+        let previous = self.current()?;
+        if keep_if_unchanged && let Some(live) = &previous {
+            let manifest = read_manifest(&self.generations().join(live))?;
+            if manifest.fingerprint == fingerprint {
+                return Ok(BuildSummary {
+                    manifest,
+                    canary_queries: 0,
+                    canary_recall: 0.0,
+                    previous_recall: None,
+                    switched: false,
+                    unchanged: true,
+                    previous,
+                    removed: Vec::new(),
+                });
+            }
         }
         let mut cache = EmbeddingCache::open(&self.cache_path(), embedder.dimension())?;
         let texts: Vec<String> = passages.iter().map(Passage::embedding_text).collect();
@@ -271,7 +306,8 @@ impl IndexDir {
             examples_embedded: example_counts.embedded,
             examples_cached: example_counts.cached,
             build_seconds: 0.0,
-            weights: FusionWeights::default(),
+            weights,
+            fingerprint,
         };
         // The manifest is written last: a generation without one was never finished.
         write_durably(
@@ -286,7 +322,6 @@ impl IndexDir {
         let query_texts: Vec<String> = queries.iter().map(|q| q.query.clone()).collect();
         let (query_vectors, _) = cache.vectors(embedder, &query_texts)?;
         let canary_recall = canary_recall(&fresh, &queries, &query_vectors)?;
-        let previous = self.current()?;
         let previous_recall = match &previous {
             Some(old) => match Generation::open(&self.generations().join(old)) {
                 Ok(live) => Some(canary_recall_of(&live, &queries, &query_vectors)),
@@ -318,6 +353,7 @@ impl IndexDir {
             canary_recall,
             previous_recall,
             switched: passes,
+            unchanged: false,
             previous,
             removed,
         })
@@ -390,6 +426,20 @@ fn canary_recall(
 /// The live generation's recall; a failure to search counts as 0 (it is being replaced).
 fn canary_recall_of(g: &Generation, queries: &[RetrievalQuery], vectors: &[Vec<f32>]) -> f64 {
     canary_recall(g, queries, vectors).unwrap_or(0.0)
+}
+
+fn fingerprint(
+    passages: &[Passage],
+    examples: &[Example],
+    weights: &FusionWeights,
+) -> Result<String, IndexError> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(MODEL_ID.as_bytes());
+    hash.update(serde_json::to_vec(weights)?);
+    hash.update(serde_json::to_vec(passages)?);
+    hash.update(serde_json::to_vec(examples)?);
+    Ok(hex::encode(hash.finalize()))
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, IndexError> {
@@ -513,6 +563,13 @@ impl Generation {
 impl std::fmt::Display for BuildSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let m = &self.manifest;
+        if self.unchanged {
+            return write!(
+                f,
+                "unchanged: {} stays live (same passages, examples, weights and model)",
+                m.generation
+            );
+        }
         let counts: Vec<String> = m
             .by_doc_type
             .iter()

@@ -79,8 +79,8 @@ pub enum IndexError {
     /// No generation has been built yet.
     #[error("no index in {}: run `supportlake index build`", .0.display())]
     NoIndex(PathBuf),
-    /// Another build holds the lock.
-    #[error("another index build is running (lock {})", .0.display())]
+    /// Another process holds the lock.
+    #[error("another process holds {} (an index build or rebuild is running)", .0.display())]
     Busy(PathBuf),
 }
 

@@ -395,6 +395,46 @@ pub async fn register_all(lake: &Lake, ctx: &SessionContext) -> Result<Vec<&'sta
     Ok(registered)
 }
 
+/// What compacting one table did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    pub table: &'static str,
+    /// Files the optimize wrote, and the small files it replaced.
+    pub files_added: u64,
+    pub files_removed: u64,
+    /// Files deleted by vacuum: no version within the retention period needs them.
+    pub files_vacuumed: usize,
+}
+
+/// Compacts every table: Delta `optimize` rewrites small files (each ingest batch and
+/// upsert adds some) into files of about [`TARGET_FILE_BYTES`], then `vacuum` deletes the
+/// files no version inside the table's retention period (Delta's default, 7 days) still
+/// references — so readers of a recent version, and time travel within a week, keep
+/// working. Each step is its own commit; a crash between tables leaves every table valid.
+pub async fn compact(lake: &Lake) -> Result<Vec<Compaction>> {
+    let mut done = Vec::new();
+    for spec in TABLES.iter() {
+        let Some(table) = lake.load(spec).await? else {
+            continue;
+        };
+        let (table, optimized) = table
+            .optimize()
+            .with_target_size(
+                std::num::NonZeroU64::new(TARGET_FILE_BYTES).expect("non-zero constant"),
+            )
+            .with_writer_properties(writer_properties())
+            .await?;
+        let (_, vacuumed) = table.vacuum().await?;
+        done.push(Compaction {
+            table: spec.name,
+            files_added: optimized.num_files_added,
+            files_removed: optimized.num_files_removed,
+            files_vacuumed: vacuumed.files_deleted.len(),
+        });
+    }
+    Ok(done)
+}
+
 /// Row counts of every existing table (for run summaries and tests).
 pub async fn row_counts(lake: &Lake) -> Result<HashMap<&'static str, i64>> {
     let ctx = session()?;
