@@ -204,12 +204,8 @@ fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
 
 #[test]
 fn a_rebuild_embeds_only_changed_products_and_searches_never_fail_meanwhile() {
-    let b = built();
     // A private copy: this test changes the lake and switches generations.
-    let dir = tempfile::tempdir().unwrap();
-    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
-    copy_dir(&b.lake, &lake);
-    copy_dir(&b.index, &index);
+    let (dir, lake, index) = private_copy();
 
     // A later export of the same catalog where two products have new copy.
     let store = dir.path().join("store");
@@ -298,6 +294,16 @@ fn a_rebuild_embeds_only_changed_products_and_searches_never_fail_meanwhile() {
     assert!(!status.contains("gen-000001"), "{status}");
 }
 
+/// A copy of the built lake and index that a test may change.
+fn private_copy() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let b = built();
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
+    copy_dir(&b.lake, &lake);
+    copy_dir(&b.index, &index);
+    (dir, lake, index)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -339,11 +345,7 @@ fn the_demo_ingests_builds_the_index_and_answers_from_it() {
 
 #[test]
 fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
-    let b = built();
-    let dir = tempfile::tempdir().unwrap();
-    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
-    copy_dir(&b.lake, &lake);
-    copy_dir(&b.index, &index);
+    let (_dir, lake, index) = private_copy();
     let count = |table: &str| {
         ok(
             &lake,

@@ -140,10 +140,7 @@ fn score_mode(
 ) -> Result<RetrievalScores, IndexError> {
     let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
     for (q, v) in set.iter().zip(vectors) {
-        let hits = match weights {
-            Some(w) => g.search_vector_weighted(&q.query, v, filter, CUTOFF, w)?,
-            None => g.search_vector(&q.query, v, filter, CUTOFF, mode)?,
-        };
+        let hits = g.search_vector(&q.query, v, filter, CUTOFF, mode, weights)?;
         ndcg += ndcg_at(&hits, &q.relevant, CUTOFF);
         recall += recall_at(&hits, &q.relevant, CUTOFF);
         mrr += reciprocal_rank(&hits, &q.relevant, CUTOFF);

@@ -413,7 +413,7 @@ fn canary_recall(
 ) -> Result<f64, IndexError> {
     let mut total = 0.0;
     for (q, v) in queries.iter().zip(vectors) {
-        let hits = g.search_vector(&q.query, v, &Filter::default(), 10, Mode::Hybrid)?;
+        let hits = g.search_vector(&q.query, v, &Filter::default(), 10, Mode::Hybrid, None)?;
         total += recall_at(&hits, &q.relevant, 10);
     }
     Ok(if queries.is_empty() {
@@ -479,7 +479,8 @@ impl Generation {
         })
     }
 
-    /// Searches with an already embedded query.
+    /// Searches with an already embedded query, with the generation's fusion weights or
+    /// others (tuning tries them).
     pub fn search_vector(
         &self,
         query: &str,
@@ -487,39 +488,18 @@ impl Generation {
         filter: &Filter,
         k: usize,
         mode: Mode,
+        weights: Option<&FusionWeights>,
     ) -> Result<Vec<Hit>, IndexError> {
         rank(
             &self.passages,
             &self.bm25,
             &self.vectors,
-            &self.manifest.weights,
+            weights.unwrap_or(&self.manifest.weights),
             query,
             query_vector,
             filter,
             k,
             mode,
-        )
-    }
-
-    /// Hybrid search with other fusion weights (tuning tries them).
-    pub fn search_vector_weighted(
-        &self,
-        query: &str,
-        query_vector: &[f32],
-        filter: &Filter,
-        k: usize,
-        weights: &FusionWeights,
-    ) -> Result<Vec<Hit>, IndexError> {
-        rank(
-            &self.passages,
-            &self.bm25,
-            &self.vectors,
-            weights,
-            query,
-            query_vector,
-            filter,
-            k,
-            Mode::Hybrid,
         )
     }
 
@@ -532,7 +512,7 @@ impl Generation {
         k: usize,
     ) -> Result<Vec<Hit>, IndexError> {
         let vector = crate::embed_one(embedder, query)?;
-        self.search_vector(query, &vector, filter, k, Mode::Hybrid)
+        self.search_vector(query, &vector, filter, k, Mode::Hybrid, None)
     }
 
     pub fn classifier(&self) -> &IntentClassifier {
