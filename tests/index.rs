@@ -400,3 +400,47 @@ fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("rebuild.lock"));
 }
+
+#[test]
+fn a_generation_that_fails_its_canary_is_never_switched_in() {
+    let (dir, lake, index) = private_copy();
+    let canary = dir.path().join("canary.jsonl");
+    std::fs::write(
+        &canary,
+        r#"{"query": "return window", "relevant": ["policy:no-such-passage"]}"#,
+    )
+    .unwrap();
+    let args = [
+        "index",
+        "build",
+        "--force",
+        "--canary",
+        canary.to_str().unwrap(),
+    ];
+    // Twice: the rejected build's number is reused, and the older rejection replaced.
+    for _ in 0..2 {
+        let rejected = run(&lake, &index, &args);
+        let out = String::from_utf8_lossy(&rejected.stdout);
+        assert!(!rejected.status.success(), "{out}");
+        assert!(
+            out.contains("NOT switched") && out.contains("canary recall@10 0.000"),
+            "{out}"
+        );
+    }
+    assert!(
+        index
+            .join("generations/rejected-gen-000002/manifest.json")
+            .exists()
+    );
+    let status = run_ok(&lake, &index, &["index", "status"]);
+    assert!(status.contains("live: gen-000001"), "{status}");
+    let hits = json(
+        &lake,
+        &index,
+        &["search", "return window", "--format", "json"],
+    );
+    assert!(
+        !hits.as_array().unwrap().is_empty(),
+        "the live generation still answers"
+    );
+}

@@ -342,6 +342,10 @@ impl IndexDir {
         } else {
             // Kept for inspection under a name readers never resolve.
             let rejected = self.generations().join(format!("rejected-{name}"));
+            // The number is reused by the next build, so an older rejection of it goes.
+            if rejected.exists() {
+                fs::remove_dir_all(&rejected).map_err(io(&rejected))?;
+            }
             fs::rename(&final_dir, &rejected).map_err(io(&rejected))?;
         }
         let mut manifest = manifest;
