@@ -798,9 +798,12 @@ async fn demo(config: &Config, store: &Path) -> Result<()> {
         println!("{}", render(&engine.query(sql).await?, Format::Table)?);
     }
     println!("\nAsk your own: supportlake sql \"SELECT ...\"   (tables: supportlake tables)");
-    demo_index(config, &lake).await?;
     println!(
         "The reports: supportlake report --list; e.g. supportlake report knowledge-gaps --format html -o gaps.html"
+    );
+    demo_index(config, &lake).await?;
+    println!(
+        "\nSearch and classify your own: supportlake search \"...\" --explain; supportlake classify \"...\""
     );
     Ok(())
 }
