@@ -115,6 +115,21 @@ fn the_returns_question_finds_the_sale_items_passage_with_its_scores() {
         "{hits:?}"
     );
 
+    let elsewhere = run_ok(
+        &b.lake,
+        &b.index,
+        &[
+            "search",
+            "can I return sale items",
+            "--shop",
+            "another-shop",
+        ],
+    );
+    assert!(
+        elsewhere.contains("no passage matches"),
+        "another shop's passages are never returned:\n{elsewhere}"
+    );
+
     let status = run_ok(&b.lake, &b.index, &["index", "status"]);
     assert!(status.contains("live: gen-"), "{status}");
     assert!(status.contains("product="), "{status}");

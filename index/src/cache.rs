@@ -6,7 +6,7 @@
 //! build used — to a temporary file renamed over the old one, so a crash mid-write leaves
 //! the previous cache intact and entries of deleted passages do not pile up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,10 +79,12 @@ impl EmbeddingCache {
             .map(|t| crate::documents::content_hash(t))
             .collect();
         let mut missing: Vec<usize> = Vec::new();
+        // The same text twice in one call is embedded once (a set: a first build embeds
+        // every passage, and a scan of `missing` per text would be quadratic).
+        let mut scheduled: HashSet<[u8; 32]> = HashSet::new();
         for (i, hash) in hashes.iter().enumerate() {
             let known = self.entries.contains_key(hash) || self.used.contains_key(hash);
-            // The same text twice in one call is embedded once.
-            if !known && !missing.iter().any(|&m| hashes[m] == *hash) {
+            if !known && scheduled.insert(*hash) {
                 missing.push(i);
             }
         }

@@ -139,8 +139,8 @@ impl IndexDir {
         self.root.join("cache").join(format!("{MODEL_ID}.bin"))
     }
 
-    fn lock_path(&self) -> PathBuf {
-        self.root.join("build.lock")
+    fn lock_path(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.lock"))
     }
 
     /// Takes the exclusive lock `<index_dir>/<name>.lock`, or fails at once with
@@ -148,7 +148,7 @@ impl IndexDir {
     /// returned file is dropped, also when the process dies.
     pub fn lock(&self, name: &str) -> Result<fs::File, IndexError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        let path = self.root.join(format!("{name}.lock"));
+        let path = self.lock_path(name);
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -205,7 +205,7 @@ impl IndexDir {
             Some(name) => Some(read_manifest(&self.generations().join(name))?),
             None => None,
         };
-        let building = match fs::File::open(self.lock_path()) {
+        let building = match fs::File::open(self.lock_path("build")) {
             Ok(file) => file.try_lock_shared().is_err(),
             Err(_) => false,
         };
