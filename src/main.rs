@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use index::bm25::Filter;
-use index::generation::{Canary, IndexDir};
+use index::generation::IndexDir;
 use index::{Embedder, FastEmbedder};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline::report::{ReportArgs, ReportFormat};
@@ -53,6 +53,10 @@ enum Command {
         /// Output directory (required, so a bigger store never overwrites the bundled demo by accident).
         #[arg(long)]
         out: PathBuf,
+        /// Only products, inventory, policies and articles (what the retrieval index reads):
+        /// large catalogs for index benchmarks without gigabytes of orders.
+        #[arg(long)]
+        catalog_only: bool,
     },
     /// Ingest a directory of Shopify-format exports into the lake.
     Ingest {
@@ -171,6 +175,12 @@ enum EvalWhat {
     Intents {
         #[arg(long)]
         dataset: Vec<PathBuf>,
+        /// Which rows of the (concatenated) sets to score: tune on one half, report the other.
+        #[arg(long, value_enum, default_value_t = Rows::All)]
+        rows: Rows,
+        /// Instead of the report, sweep the out-of-scope threshold (0.30..0.65).
+        #[arg(long)]
+        sweep: bool,
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
@@ -178,12 +188,37 @@ enum EvalWhat {
     Retrieval {
         #[arg(long)]
         dataset: PathBuf,
+        #[arg(long, value_enum, default_value_t = Rows::All)]
+        rows: Rows,
         /// Also grid-search the fusion weight per doc type and print the best.
         #[arg(long)]
         tune: bool,
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+}
+
+/// Rows of an evaluation set, numbered from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Rows {
+    All,
+    Odd,
+    Even,
+}
+
+impl Rows {
+    fn select<T>(self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| match self {
+                Rows::All => true,
+                Rows::Odd => i % 2 == 0,
+                Rows::Even => i % 2 == 1,
+            })
+            .map(|(_, item)| item)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -268,10 +303,20 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         config.apply_override("lake_url", lake)?;
     }
     match cli.command {
-        Command::Generate { scale, seed, out } => {
+        Command::Generate {
+            scale,
+            seed,
+            out,
+            catalog_only,
+        } => {
+            let contents = if catalog_only {
+                pipeline::generate::Contents::CatalogOnly
+            } else {
+                pipeline::generate::Contents::Everything
+            };
             let bar = progress_bar(0);
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-            let summary = pipeline::generate::generate(scale, seed, &out, |what, n| {
+            let summary = pipeline::generate::generate(scale, seed, contents, &out, |what, n| {
                 bar.set_message(format!("{what}: {n}"));
             })?;
             bar.finish_and_clear();
@@ -421,7 +466,7 @@ async fn index_command(config: &Config, action: IndexAction) -> Result<std::proc
             force,
         } => {
             let lake = Lake::open(config.lake_url()?)?;
-            let summary = build_index(
+            let summary = index::rebuild::build_index(
                 config,
                 &lake,
                 &FastEmbedder::load(&config.assets_dir)?,
@@ -466,83 +511,30 @@ async fn index_command(config: &Config, action: IndexAction) -> Result<std::proc
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Reads the intent examples and the canary set, then builds a generation.
-async fn build_index(
-    config: &Config,
-    lake: &Lake,
-    embedder: &dyn Embedder,
-    shop: &str,
-    canary: Option<&Path>,
-    keep_if_unchanged: bool,
-) -> Result<index::generation::BuildSummary> {
-    let engine = SqlEngine::open(lake).await?;
-    let examples = index::intents::read_example_dir(&config.intents_dir).with_context(|| {
-        format!(
-            "reading intent examples in {}",
-            config.intents_dir.display()
-        )
-    })?;
-    let canary = match canary {
-        Some(path) => Canary::Set(index::eval::read_retrieval_set(path)?),
-        None => Canary::SelfRetrieval,
-    };
-    let dir = IndexDir::new(&config.index_dir);
-    Ok(dir
-        .build(
-            &engine,
-            embedder,
-            &examples,
-            shop,
-            &canary,
-            keep_if_unchanged,
-        )
-        .await?)
-}
-
-/// The nightly job: ingest what changed, compact the lake, rebuild the index, switch. One
-/// summary line per step; a second run at the same time fails on the lock.
+/// The nightly job: one summary line per step; a second run at the same time fails on the
+/// lock.
 async fn rebuild(
     config: &Config,
     from: Option<&Path>,
     canary: Option<&Path>,
 ) -> Result<std::process::ExitCode> {
-    let _lock = IndexDir::new(&config.index_dir).lock("rebuild")?;
     let lake = Lake::open(config.lake_url()?)?;
-    if let Some(dir) = from {
-        let report = ingest(&lake, dir, config).await?;
-        let written: usize = report.tables.values().map(|c| c.written).sum();
-        println!(
-            "ingest   {} records read, {} ok, {} quarantined, {written} rows written ({:.1} s)",
-            report.records_read, report.records_ok, report.quarantined, report.seconds
-        );
-        if !report.succeeded() {
-            eprintln!("error: nothing valid could be read from {}", dir.display());
-            return Ok(std::process::ExitCode::FAILURE);
-        }
-    }
-    let started = std::time::Instant::now();
-    let compacted = pipeline::lake::compact(&lake).await?;
-    println!(
-        "compact  {} tables: {} small files rewritten into {}, {} unreferenced files vacuumed ({:.1} s)",
-        compacted.len(),
-        compacted.iter().map(|c| c.files_removed).sum::<u64>(),
-        compacted.iter().map(|c| c.files_added).sum::<u64>(),
-        compacted.iter().map(|c| c.files_vacuumed).sum::<usize>(),
-        started.elapsed().as_secs_f64()
-    );
-    let summary = build_index(
+    let bar = ingest_progress_bar();
+    let report = index::rebuild::rebuild(
         config,
         &lake,
         &FastEmbedder::load(&config.assets_dir)?,
-        "*",
+        from,
         canary,
-        true,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
     )
     .await?;
-    for (n, line) in summary.to_string().lines().enumerate() {
-        println!("{}{line}", if n == 0 { "index    " } else { "         " });
-    }
-    Ok(if summary.switched || summary.unchanged {
+    bar.finish_and_clear();
+    println!("{report}");
+    Ok(if report.succeeded() {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
@@ -573,13 +565,43 @@ fn eval_command(config: &Config, what: EvalWhat) -> Result<()> {
     let generation = IndexDir::new(&config.index_dir).open_current()?;
     let embedder = FastEmbedder::load(&config.assets_dir)?;
     match what {
-        EvalWhat::Intents { dataset, format } => {
+        EvalWhat::Intents {
+            dataset,
+            rows,
+            sweep,
+            format,
+        } => {
             if dataset.is_empty() {
                 bail!("give at least one --dataset CSV (text,intent)");
             }
             let mut set = Vec::new();
             for path in &dataset {
                 set.extend(index::intents::read_examples(path)?);
+            }
+            let set = rows.select(set);
+            if sweep {
+                let table = index::eval::sweep_out_of_scope(&generation, &embedder, &set)?;
+                if format == TextOrJson::Json {
+                    println!("{}", serde_json::to_string_pretty(&table)?);
+                    return Ok(());
+                }
+                println!("{} messages", set.len());
+                println!(
+                    "{:>9} {:>9} {:>9} {:>11} {:>10}",
+                    "threshold", "accuracy", "macro-F1", "oos recall", "false oos"
+                );
+                let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.3}"));
+                for row in &table {
+                    println!(
+                        "{:>9.3} {:>9.3} {:>9.3} {:>11} {:>10}",
+                        row.threshold,
+                        row.accuracy,
+                        row.macro_f1,
+                        rate(row.out_of_scope_recall),
+                        rate(row.false_out_of_scope_rate)
+                    );
+                }
+                return Ok(());
             }
             let report = index::eval::evaluate_intents(&generation, &embedder, &set)?;
             if format == TextOrJson::Json {
@@ -612,13 +634,29 @@ fn eval_command(config: &Config, what: EvalWhat) -> Result<()> {
                     println!("  {gold} -> {predicted}: {n}");
                 }
             }
+            if let Some(error) = report.expected_calibration_error {
+                println!(
+                    "confidence of intents decided by vote (expected calibration error {error:.3}):"
+                );
+                println!(
+                    "  {:<9} {:>8} {:>15} {:>9}",
+                    "bin", "messages", "mean confidence", "accuracy"
+                );
+                for bin in &report.reliability {
+                    println!(
+                        "  {:.1}-{:.1}   {:>8} {:>15.3} {:>9.3}",
+                        bin.from, bin.to, bin.messages, bin.mean_confidence, bin.accuracy
+                    );
+                }
+            }
         }
         EvalWhat::Retrieval {
             dataset,
+            rows,
             tune,
             format,
         } => {
-            let set = index::eval::read_retrieval_set(&dataset)?;
+            let set = rows.select(index::eval::read_retrieval_set(&dataset)?);
             let report =
                 index::eval::evaluate_retrieval(&generation, &embedder, &set, &Filter::default())?;
             let tuned = if tune {
@@ -667,16 +705,22 @@ fn progress_bar(total: u64) -> ProgressBar {
     }
 }
 
-async fn ingest(
-    lake: &Lake,
-    dir: &Path,
-    config: &Config,
-) -> Result<pipeline::ingest::IngestReport> {
+/// A bar of bytes read, shown only on a terminal.
+fn ingest_progress_bar() -> ProgressBar {
     let bar = progress_bar(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
             .expect("valid template"),
     );
+    bar
+}
+
+async fn ingest(
+    lake: &Lake,
+    dir: &Path,
+    config: &Config,
+) -> Result<pipeline::ingest::IngestReport> {
+    let bar = ingest_progress_bar();
     let report = pipeline::ingest::ingest(lake, dir, config, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -722,7 +766,7 @@ async fn demo_index(config: &Config, lake: &Lake) -> Result<()> {
             "\nBuilding the retrieval index in {} ...",
             config.index_dir.display()
         );
-        let summary = build_index(config, lake, &embedder, "*", None, true).await?;
+        let summary = index::rebuild::build_index(config, lake, &embedder, "*", None, true).await?;
         println!("{summary}");
     }
     let generation = dir.open_current()?;

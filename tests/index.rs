@@ -202,6 +202,19 @@ fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
         mixed["false_out_of_scope_rate"].as_f64().unwrap() <= 0.1,
         "{mixed}"
     );
+    // Calibrated: on held-out messages a confidence means about that share is right.
+    let error = held_out["expected_calibration_error"].as_f64().unwrap();
+    assert!(error <= 0.05, "{held_out}");
+    let voted: u64 = held_out["reliability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["messages"].as_u64().unwrap())
+        .sum();
+    assert!(
+        voted > 600,
+        "nearly every held-out message is decided by vote: {held_out}"
+    );
 
     let c = json(
         &b.lake,
@@ -215,6 +228,58 @@ fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
     );
     assert_eq!(c["classification"]["intent"], "talk_to_human");
     assert_eq!(c["entities"]["order_numbers"], serde_json::json!(["1042"]));
+}
+
+#[test]
+fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() {
+    let b = built();
+    let sweep = json(
+        &b.lake,
+        &b.index,
+        &[
+            "eval",
+            "intents",
+            "--dataset",
+            "data/eval/intents-store.csv",
+            "--dataset",
+            "data/eval/out-of-scope.csv",
+            "--rows",
+            "odd",
+            "--sweep",
+            "--format",
+            "json",
+        ],
+    );
+    let rows = sweep.as_array().unwrap();
+    assert_eq!(rows.len(), 15, "{sweep}");
+    let series =
+        |name: &str| -> Vec<f64> { rows.iter().map(|r| r[name].as_f64().unwrap()).collect() };
+    let thresholds = series("threshold");
+    assert!((thresholds[0] - 0.30).abs() < 1e-6 && (thresholds[14] - 0.65).abs() < 1e-6);
+    // A higher threshold sends more messages out of scope: both rates can only rise.
+    for name in ["out_of_scope_recall", "false_out_of_scope_rate"] {
+        let s = series(name);
+        assert!(s.windows(2).all(|w| w[0] <= w[1] + 1e-12), "{name}: {s:?}");
+        assert!(s[14] > s[0], "{name} moves over the sweep: {s:?}");
+    }
+    // Odd rows of 90 + 150 messages.
+    let report = json(
+        &b.lake,
+        &b.index,
+        &[
+            "eval",
+            "intents",
+            "--dataset",
+            "data/eval/intents-store.csv",
+            "--dataset",
+            "data/eval/out-of-scope.csv",
+            "--rows",
+            "odd",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(report["messages"], 120);
 }
 
 #[test]

@@ -212,6 +212,30 @@ pub struct IntentReport {
     pub per_intent: BTreeMap<String, IntentScores>,
     /// `(gold, predicted, count)`, most frequent first.
     pub confusions: Vec<(String, String, usize)>,
+    /// Confidence against accuracy of the intents decided by vote, in tenths of confidence.
+    pub reliability: Vec<ReliabilityBin>,
+    /// Σ over bins of (messages in bin ÷ voted messages) × |accuracy − mean confidence|.
+    pub expected_calibration_error: Option<f64>,
+}
+
+/// One row of a reliability table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReliabilityBin {
+    pub from: f64,
+    pub to: f64,
+    pub messages: usize,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+/// How the out-of-scope threshold trades recall against false out-of-scope decisions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThresholdRow {
+    pub threshold: f32,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub out_of_scope_recall: Option<f64>,
+    pub false_out_of_scope_rate: Option<f64>,
 }
 
 /// Classifies every example (batched embedding) and scores the result.
@@ -220,16 +244,85 @@ pub fn evaluate_intents(
     embedder: &dyn Embedder,
     set: &[Example],
 ) -> Result<IntentReport, IndexError> {
-    let vectors = embed_batched(
-        embedder,
-        &set.iter().map(|e| e.text.clone()).collect::<Vec<_>>(),
-    )?;
+    let vectors = embed_examples(embedder, set)?;
     let predictions: Vec<Classification> = set
         .iter()
         .zip(&vectors)
         .map(|(e, v)| g.classifier().classify(&e.text, v))
         .collect();
     Ok(score_intents(set, &predictions))
+}
+
+fn embed_examples(embedder: &dyn Embedder, set: &[Example]) -> Result<Vec<Vec<f32>>, IndexError> {
+    embed_batched(
+        embedder,
+        &set.iter().map(|e| e.text.clone()).collect::<Vec<_>>(),
+    )
+}
+
+/// Scores the set at every out-of-scope threshold from 0.30 to 0.65 in steps of 0.025.
+pub fn sweep_out_of_scope(
+    g: &Generation,
+    embedder: &dyn Embedder,
+    set: &[Example],
+) -> Result<Vec<ThresholdRow>, IndexError> {
+    let vectors = embed_examples(embedder, set)?;
+    Ok((0..=14)
+        .map(|step| {
+            let threshold = 0.30 + 0.025 * step as f32;
+            let predictions: Vec<Classification> = set
+                .iter()
+                .zip(&vectors)
+                .map(|(e, v)| g.classifier().classify_with(&e.text, v, threshold))
+                .collect();
+            let report = score_intents(set, &predictions);
+            ThresholdRow {
+                threshold,
+                accuracy: report.accuracy,
+                macro_f1: report.macro_f1,
+                out_of_scope_recall: report.out_of_scope_recall,
+                false_out_of_scope_rate: report.false_out_of_scope_rate,
+            }
+        })
+        .collect())
+}
+
+/// Reliability table and expected calibration error of the vote decisions.
+fn reliability(
+    set: &[Example],
+    predictions: &[Classification],
+) -> (Vec<ReliabilityBin>, Option<f64>) {
+    const BINS: usize = 10;
+    let mut bins = vec![(0usize, 0.0_f64, 0usize); BINS];
+    for (e, p) in set.iter().zip(predictions) {
+        if p.decided_by != "knn" {
+            continue;
+        }
+        let bin = ((p.confidence as f64 * BINS as f64) as usize).min(BINS - 1);
+        bins[bin].0 += 1;
+        bins[bin].1 += f64::from(p.confidence);
+        bins[bin].2 += usize::from(e.intent == p.intent);
+    }
+    let voted: usize = bins.iter().map(|b| b.0).sum();
+    let table: Vec<ReliabilityBin> = bins
+        .into_iter()
+        .enumerate()
+        .filter(|(_, b)| b.0 > 0)
+        .map(|(i, (n, confidence, right))| ReliabilityBin {
+            from: i as f64 / BINS as f64,
+            to: (i + 1) as f64 / BINS as f64,
+            messages: n,
+            mean_confidence: confidence / n as f64,
+            accuracy: right as f64 / n as f64,
+        })
+        .collect();
+    let error = (voted > 0).then(|| {
+        table
+            .iter()
+            .map(|b| b.messages as f64 / voted as f64 * (b.accuracy - b.mean_confidence).abs())
+            .sum()
+    });
+    (table, error)
 }
 
 pub fn score_intents(set: &[Example], predictions: &[Classification]) -> IntentReport {
@@ -282,6 +375,7 @@ pub fn score_intents(set: &[Example], predictions: &[Classification]) -> IntentR
         confusion.into_iter().map(|((g, p), n)| (g, p, n)).collect();
     confusions.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     confusions.truncate(15);
+    let (reliability, expected_calibration_error) = reliability(set, predictions);
     IntentReport {
         messages: set.len(),
         accuracy: correct as f64 / set.len().max(1) as f64,
@@ -290,6 +384,8 @@ pub fn score_intents(set: &[Example], predictions: &[Classification]) -> IntentR
         false_out_of_scope_rate,
         per_intent,
         confusions,
+        reliability,
+        expected_calibration_error,
     }
 }
 
@@ -356,5 +452,10 @@ mod tests {
         assert_eq!(r.per_intent["order_status"].precision, 0.5);
         assert_eq!(r.per_intent["order_status"].recall, 0.5);
         assert_eq!(r.confusions.len(), 2);
+        // All four voted with confidence 1.0 and half were right: one bin, ECE 0.5.
+        assert_eq!(r.reliability.len(), 1);
+        assert_eq!(r.reliability[0].messages, 4);
+        assert_eq!(r.reliability[0].accuracy, 0.5);
+        assert_eq!(r.expected_calibration_error, Some(0.5));
     }
 }

@@ -28,13 +28,16 @@ use crate::bm25::{Bm25, Filter};
 use crate::cache::EmbeddingCache;
 use crate::documents::{DocType, Passage, all_passages};
 use crate::eval::{RetrievalQuery, recall_at};
-use crate::intents::{Classification, Example, IntentClassifier};
+use crate::intents::{Calibration, Classification, Example, IntentClassifier};
 use crate::search::{FusionWeights, Hit, Mode, rank};
-use crate::vectors::VectorMatrix;
+use crate::vectors::{QuantizedMatrix, VectorMatrix};
 use crate::{Embedder, IndexError, MODEL_ID};
 
 /// Generations kept on disk: the live one and the one before it.
 const KEEP: usize = 2;
+/// Version of the generation's file layout: a change (a Tantivy schema, a file format) makes
+/// every older generation's fingerprint stale, so the next build replaces it.
+const FORMAT: u32 = 2;
 /// Canary queries drawn from the passages' own titles when no set is given.
 const SELF_CANARY_QUERIES: usize = 200;
 
@@ -55,10 +58,13 @@ pub struct Manifest {
     pub examples_cached: usize,
     pub build_seconds: f64,
     pub weights: FusionWeights,
-    /// SHA-256 over the model, weights, passages and examples: equal fingerprints mean an
+    /// SHA-256 over the file format, model, weights, passages and examples: equal fingerprints mean an
     /// identical index, so a rebuild can keep the live generation.
     #[serde(default)]
     pub fingerprint: String,
+    /// The intent classifier's confidence calibration, fitted on the examples at build.
+    #[serde(default)]
+    pub calibration: Calibration,
 }
 
 /// The index directory and its pointer.
@@ -74,7 +80,7 @@ pub struct Generation {
     pub manifest: Manifest,
     pub passages: Vec<Passage>,
     bm25: Bm25,
-    vectors: VectorMatrix,
+    vectors: QuantizedMatrix,
     classifier: IntentClassifier,
 }
 
@@ -276,8 +282,14 @@ impl IndexDir {
         crate::bm25::build(&staging.join("bm25"), &passages)?;
         VectorMatrix::new(embedder.dimension(), &passage_vectors)
             .write(&staging.join("vectors.f32"))?;
-        VectorMatrix::new(embedder.dimension(), &example_vectors)
-            .write(&staging.join("intents.f32"))?;
+        let example_matrix = VectorMatrix::new(embedder.dimension(), &example_vectors);
+        example_matrix.write(&staging.join("intents.f32"))?;
+        let calibration = IntentClassifier::new(
+            examples.iter().map(|e| e.intent.clone()).collect(),
+            example_matrix,
+            Calibration::default(),
+        )
+        .fit_calibration();
         write_durably(
             &staging.join("passages.json"),
             &serde_json::to_vec(&passages)?,
@@ -308,6 +320,7 @@ impl IndexDir {
             build_seconds: 0.0,
             weights,
             fingerprint,
+            calibration,
         };
         // The manifest is written last: a generation without one was never finished.
         write_durably(
@@ -439,6 +452,7 @@ fn fingerprint(
 ) -> Result<String, IndexError> {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
+    hash.update(FORMAT.to_le_bytes());
     hash.update(MODEL_ID.as_bytes());
     hash.update(serde_json::to_vec(weights)?);
     hash.update(serde_json::to_vec(passages)?);
@@ -472,13 +486,14 @@ impl Generation {
         let classifier = IntentClassifier::new(
             examples.into_iter().map(|e| e.intent).collect(),
             example_vectors,
+            manifest.calibration.clone(),
         );
         Ok(Self {
             name: manifest.generation.clone(),
             bm25: Bm25::open(&dir.join("bm25"))?,
             manifest,
             passages,
-            vectors,
+            vectors: vectors.quantize(),
             classifier,
         })
     }
@@ -494,13 +509,30 @@ impl Generation {
         mode: Mode,
         weights: Option<&FusionWeights>,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.rank(query, &self.cosines(query_vector), filter, k, mode, weights)
+    }
+
+    /// Cosine of a query vector with every passage (int8, see [`crate::vectors`]).
+    pub fn cosines(&self, query_vector: &[f32]) -> Vec<f32> {
+        self.vectors.scores(query_vector)
+    }
+
+    /// Ranks with cosines computed elsewhere (the benchmark compares exact ones).
+    pub fn rank(
+        &self,
+        query: &str,
+        cosines: &[f32],
+        filter: &Filter,
+        k: usize,
+        mode: Mode,
+        weights: Option<&FusionWeights>,
+    ) -> Result<Vec<Hit>, IndexError> {
         rank(
             &self.passages,
             &self.bm25,
-            &self.vectors,
+            cosines,
             weights.unwrap_or(&self.manifest.weights),
             query,
-            query_vector,
             filter,
             k,
             mode,

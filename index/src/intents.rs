@@ -6,8 +6,9 @@
 //! vector retrieval uses — and compared with every example:
 //!
 //! * the `K` most similar examples vote, each with its similarity; the intent with the
-//!   largest vote wins and its *confidence* is its share of the vote, scaled down when
-//!   even the nearest example is not close (a lone weak neighbour is not certainty);
+//!   largest vote wins. Its raw score is its share of the vote, scaled down when even the
+//!   nearest example is not close (a lone weak neighbour is not certainty); the *confidence*
+//!   is that score calibrated ([`Calibration`]) into the chance the intent is right;
 //! * when the nearest example is less similar than [`OUT_OF_SCOPE_BELOW`], the message is
 //!   `out_of_scope`: nothing we were taught looks like it;
 //! * one rule beats the model: an explicit request for a person is `talk_to_human` whatever
@@ -33,32 +34,6 @@ const K: usize = 7;
 pub const OUT_OF_SCOPE_BELOW: f32 = 0.45;
 /// Nearest-example similarity from which a winning vote share is taken at face value.
 const SURE_FROM: f32 = 0.75;
-
-/// The canonical intent ids (DESIGN.md), `out_of_scope` last.
-pub const INTENTS: [&str; 22] = [
-    "order_status",
-    "change_order",
-    "change_shipping_address",
-    "cancel_order",
-    "refund_request",
-    "refund_status",
-    "return_exchange",
-    "refund_policy",
-    "cancellation_policy",
-    "shipping_info",
-    "payment_methods",
-    "payment_issue",
-    "invoice",
-    "account_help",
-    "newsletter",
-    "product_question",
-    "stock_availability",
-    "place_order",
-    "complaint",
-    "feedback",
-    "talk_to_human",
-    "out_of_scope",
-];
 
 /// One labelled example.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,12 +65,12 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, IndexError> {
             record.get(text_at).unwrap_or("").trim(),
             record.get(intent_at).unwrap_or("").trim(),
         );
-        if !INTENTS.contains(&intent) {
+        if pipeline::intents::get(intent).is_none() {
             return Err(IndexError::Data(format!(
                 "{} line {}: unknown intent {intent:?} (one of: {})",
                 path.display(),
                 n + 2,
-                INTENTS.join(", ")
+                pipeline::intents::id_list()
             )));
         }
         if !text.is_empty() {
@@ -127,7 +102,8 @@ pub fn read_example_dir(dir: &Path) -> Result<Vec<Example>, IndexError> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Classification {
     pub intent: String,
-    /// 0..1: the winning share of the neighbours' vote, tempered by how close they are.
+    /// 0..1: for a vote, the calibrated chance that the intent is right; for
+    /// out_of_scope, how far below the threshold the nearest example is.
     pub confidence: f32,
     /// Similarity of the nearest example.
     pub nearest_similarity: f32,
@@ -135,11 +111,70 @@ pub struct Classification {
     pub decided_by: &'static str,
 }
 
+/// Maps a raw confidence (vote share tempered by closeness) to the probability that the
+/// intent is right: isotonic regression (pool adjacent violators) over leave-one-out
+/// classifications of the examples themselves, so it is refitted whenever content owners add
+/// examples and needs no labelled data beyond them. `points` are `(raw upper bound,
+/// probability)` steps, raw ascending; empty means uncalibrated (raw is returned).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub points: Vec<(f32, f32)>,
+}
+
+/// Examples held out one at a time to fit the calibration: enough for stable steps, few
+/// enough that a build spends well under a second on it.
+const CALIBRATION_SAMPLE: usize = 1500;
+/// Fewest leave-one-out outcomes per calibration step.
+const CALIBRATION_MIN_BIN: usize = 25;
+
+impl Calibration {
+    /// The calibrated probability of `raw`.
+    pub fn apply(&self, raw: f32) -> f32 {
+        if self.points.is_empty() {
+            return raw;
+        }
+        self.points
+            .iter()
+            .find(|(upper, _)| raw <= *upper)
+            .or(self.points.last())
+            .map_or(raw, |(_, p)| *p)
+    }
+
+    /// Fits the steps to `(raw confidence, was right)` outcomes.
+    pub fn fit(mut outcomes: Vec<(f32, bool)>) -> Self {
+        outcomes.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Blocks of (upper raw, right, total), merged while a block's rate exceeds the next
+        // one's (pool adjacent violators), starting from bins of CALIBRATION_MIN_BIN.
+        let mut blocks: Vec<(f32, f64, f64)> = Vec::new();
+        for chunk in outcomes.chunks(CALIBRATION_MIN_BIN) {
+            let right = chunk.iter().filter(|(_, ok)| *ok).count() as f64;
+            blocks.push((chunk[chunk.len() - 1].0, right, chunk.len() as f64));
+            while blocks.len() > 1 {
+                let (_, r1, n1) = blocks[blocks.len() - 1];
+                let (_, r0, n0) = blocks[blocks.len() - 2];
+                if r0 / n0 < r1 / n1 {
+                    break;
+                }
+                let (upper, ..) = blocks.pop().expect("two blocks");
+                let last = blocks.last_mut().expect("one block");
+                *last = (upper, r0 + r1, n0 + n1);
+            }
+        }
+        Self {
+            points: blocks
+                .into_iter()
+                .map(|(upper, right, total)| (upper, (right / total) as f32))
+                .collect(),
+        }
+    }
+}
+
 /// Labelled example vectors.
 #[derive(Debug, Clone)]
 pub struct IntentClassifier {
     labels: Vec<String>,
     vectors: VectorMatrix,
+    calibration: Calibration,
 }
 
 static HUMAN_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
@@ -150,13 +185,21 @@ static HUMAN_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 impl IntentClassifier {
-    pub fn new(labels: Vec<String>, vectors: VectorMatrix) -> Self {
+    pub fn new(labels: Vec<String>, vectors: VectorMatrix, calibration: Calibration) -> Self {
         assert_eq!(labels.len(), vectors.rows(), "one label per example vector");
-        Self { labels, vectors }
+        Self {
+            labels,
+            vectors,
+            calibration,
+        }
     }
 
     pub fn examples(&self) -> usize {
         self.labels.len()
+    }
+
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
     }
 
     /// Classifies a message given its embedding.
@@ -171,10 +214,8 @@ impl IntentClassifier {
         vector: &[f32],
         out_of_scope_below: f32,
     ) -> Classification {
-        let scores = self.vectors.scores(vector);
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        let nearest_similarity = order.first().map_or(0.0, |&i| scores[i]);
+        let neighbours = self.neighbours(&self.vectors.scores(vector), None);
+        let nearest_similarity = neighbours.first().map_or(0.0, |n| n.1);
         if HUMAN_REQUEST.is_match(text) {
             return Classification {
                 intent: "talk_to_human".into(),
@@ -191,25 +232,71 @@ impl IntentClassifier {
                 decided_by: "out_of_scope_threshold",
             };
         }
+        let (intent, raw) = self.vote(&neighbours, out_of_scope_below);
+        Classification {
+            intent: intent.to_string(),
+            confidence: self.calibration.apply(raw),
+            nearest_similarity,
+            decided_by: "knn",
+        }
+    }
+
+    /// The `K` most similar examples as `(example, similarity)`, most similar first,
+    /// leaving out `exclude`.
+    fn neighbours(&self, scores: &[f32], exclude: Option<usize>) -> Vec<(usize, f32)> {
+        let mut all: Vec<(usize, f32)> = scores
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != exclude)
+            .collect();
+        let best_first = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
+        if all.len() > K {
+            all.select_nth_unstable_by(K, best_first);
+            all.truncate(K);
+        }
+        all.sort_by(best_first);
+        all
+    }
+
+    /// The winning intent of the neighbours' similarity-weighted vote and its raw
+    /// confidence: its share of the vote, scaled down when even the nearest example is not
+    /// close (a lone weak neighbour is not certainty).
+    fn vote(&self, neighbours: &[(usize, f32)], out_of_scope_below: f32) -> (&str, f32) {
         let mut votes: BTreeMap<&str, f32> = BTreeMap::new();
-        for &i in order.iter().take(K) {
-            *votes.entry(self.labels[i].as_str()).or_default() += scores[i].max(0.0);
+        for &(i, similarity) in neighbours {
+            *votes.entry(self.labels[i].as_str()).or_default() += similarity.max(0.0);
         }
         let total: f32 = votes.values().sum();
         let (intent, vote) = votes
             .into_iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or(("out_of_scope", 0.0));
-        let closeness = ((nearest_similarity - out_of_scope_below)
-            / (SURE_FROM - out_of_scope_below))
-            .clamp(0.0, 1.0);
+        let nearest = neighbours.first().map_or(0.0, |n| n.1);
+        let closeness =
+            ((nearest - out_of_scope_below) / (SURE_FROM - out_of_scope_below)).clamp(0.0, 1.0);
         let share = if total > 0.0 { vote / total } else { 0.0 };
-        Classification {
-            intent: intent.to_string(),
-            confidence: share * (0.5 + 0.5 * closeness),
-            nearest_similarity,
-            decided_by: "knn",
-        }
+        (intent, share * (0.5 + 0.5 * closeness))
+    }
+
+    /// Fits the confidence calibration by classifying a spread sample of the examples, each
+    /// against all the others.
+    pub fn fit_calibration(&self) -> Calibration {
+        let stride = self.labels.len().div_ceil(CALIBRATION_SAMPLE).max(1);
+        let outcomes = (0..self.labels.len())
+            .step_by(stride)
+            .filter_map(|i| {
+                let scores = self.vectors.scores(self.vectors.row(i));
+                let neighbours = self.neighbours(&scores, Some(i));
+                // Only what the classifier would decide by vote: not out of scope.
+                if neighbours.first().is_none_or(|n| n.1 < OUT_OF_SCOPE_BELOW) {
+                    return None;
+                }
+                let (intent, raw) = self.vote(&neighbours, OUT_OF_SCOPE_BELOW);
+                Some((raw, intent == self.labels[i]))
+            })
+            .collect();
+        Calibration::fit(outcomes)
     }
 }
 
@@ -295,6 +382,7 @@ mod tests {
                 "refund_policy".into(),
             ],
             VectorMatrix::new(2, &rows),
+            Calibration::default(),
         )
     }
 
@@ -310,6 +398,25 @@ mod tests {
         let human = c.classify("where is it? let me talk to a real person", &[1.0, 0.0]);
         assert_eq!(human.intent, "talk_to_human");
         assert_eq!(human.decided_by, "rule:talk_to_human");
+    }
+
+    #[test]
+    fn calibration_is_monotone_and_matches_observed_rates() {
+        // Raw 0.1..0.5 right 40% of the time, 0.5..0.9 right 90%; with one inversion.
+        let mut outcomes = Vec::new();
+        for i in 0..100 {
+            outcomes.push((0.1 + 0.004 * i as f32, i % 5 < 2));
+            outcomes.push((0.5 + 0.004 * i as f32, i % 10 != 0));
+        }
+        let c = Calibration::fit(outcomes);
+        let low = c.apply(0.2);
+        let high = c.apply(0.8);
+        assert!((low - 0.4).abs() < 0.1, "{c:?}");
+        assert!((high - 0.9).abs() < 0.06, "{c:?}");
+        let probabilities: Vec<f32> = c.points.iter().map(|p| p.1).collect();
+        assert!(probabilities.windows(2).all(|w| w[0] <= w[1]), "{c:?}");
+        // Uncalibrated passes raw through.
+        assert_eq!(Calibration::default().apply(0.3), 0.3);
     }
 
     #[test]

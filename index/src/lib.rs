@@ -16,6 +16,7 @@
 //! * [`search`] — fusion of both per doc type, every hit carrying its scores;
 //! * [`intents`] — nearest-example intent classifier, out-of-scope threshold, entities;
 //! * [`generation`] — builds, canary, atomic switch, cleanup;
+//! * [`rebuild`] — the index build and the nightly job as the CLI and server run them;
 //! * [`eval`] — nDCG/Recall/MRR and intent accuracy/F1 on judged sets;
 //! * [`gaps`], [`report`] — the knowledge-gaps report's clustering.
 //!
@@ -29,6 +30,7 @@ pub mod eval;
 pub mod gaps;
 pub mod generation;
 pub mod intents;
+pub mod rebuild;
 pub mod report;
 pub mod search;
 pub mod vectors;
@@ -218,5 +220,21 @@ impl Embedder for FastEmbedder {
 
 /// Cosine similarity of two L2-normalised vectors (their dot product).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight running sums: a float sum in one accumulator must be added in order, which
+    // keeps the compiler from using vector instructions; independent lanes let it.
+    const LANES: usize = 8;
+    let mut sums = [0.0_f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use crate::IndexError;
 use crate::bm25::{Bm25, Filter};
 use crate::documents::{DocType, Passage};
-use crate::vectors::VectorMatrix;
 
 /// Which retriever ranks: one alone (for evaluation and explanation) or both fused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,15 +106,15 @@ fn candidate_depth(k: usize) -> usize {
     (k * 5).max(50)
 }
 
-/// Ranks `passages` for one query (its text and its embedding) in `mode`.
+/// Ranks `passages` for one query (its text, and the cosine of its embedding with every
+/// passage) in `mode`.
 #[allow(clippy::too_many_arguments)] // the index parts are borrowed from one generation
 pub fn rank(
     passages: &[Passage],
     bm25: &Bm25,
-    vectors: &VectorMatrix,
+    cosines: &[f32],
     weights: &FusionWeights,
     query: &str,
-    query_vector: &[f32],
     filter: &Filter,
     k: usize,
     mode: Mode,
@@ -125,7 +124,6 @@ pub fn rank(
         filter.shop.as_deref().is_none_or(|s| p.shop_id == s)
             && (filter.doc_types.is_empty() || filter.doc_types.contains(&p.doc_type))
     };
-    let cosines = vectors.scores(query_vector);
     let lexical: BTreeMap<usize, f32> = if mode == Mode::Vector {
         BTreeMap::new()
     } else {

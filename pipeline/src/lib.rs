@@ -20,6 +20,7 @@
 //! * [`report`] — the support reports: shipped SQL files with their definitions, parameters
 //!   bound at run time, output as table, CSV, JSON or a standalone HTML page.
 //! * [`generate`] — the demo store generator, in the same formats a real store exports.
+//! * [`intents`] — the canonical intents, read from the `intents` view's SQL.
 //!
 //! ## The flow of a record
 //!
@@ -38,6 +39,7 @@ pub mod error;
 pub mod generate;
 pub mod ids;
 pub mod ingest;
+pub mod intents;
 pub mod lake;
 pub mod pii;
 pub mod report;

@@ -111,10 +111,21 @@ fn write_json(dir: &Path, name: &str, value: &Value) -> Result<()> {
         .map_err(|e| PipelineError::io(dir.join(name), e))
 }
 
+/// What a generated store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contents {
+    /// Catalog, content, customers, orders and conversations: the demo store.
+    Everything,
+    /// Catalog and content only (products, inventory, policies, articles): what the
+    /// retrieval index reads, at catalog sizes whose orders would fill the disk.
+    CatalogOnly,
+}
+
 /// Writes the store at `scale` with `seed` into `out`.
 pub fn generate(
     scale: u32,
     seed: u64,
+    contents: Contents,
     out: &Path,
     mut progress: impl FnMut(&str, usize),
 ) -> Result<Summary> {
@@ -287,6 +298,9 @@ pub fn generate(
         .collect();
     summary.articles = articles.len();
     write_json(out, "articles.json", &json!({"articles": articles}))?;
+    if contents == Contents::CatalogOnly {
+        return Ok(summary);
+    }
 
     // Customers.
     let customers_path = out.join("customers.jsonl");

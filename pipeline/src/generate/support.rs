@@ -45,21 +45,6 @@ pub const INTENT_MIX: &[(&str, f64)] = &[
     ("out_of_scope", 1.5),
 ];
 
-/// Intents whose answer needs the shopper's verified identity (DESIGN.md).
-pub const VERIFIED_INTENTS: &[&str] = &[
-    "order_status",
-    "change_order",
-    "change_shipping_address",
-    "cancel_order",
-    "refund_request",
-    "refund_status",
-    "return_exchange",
-    "invoice",
-    "payment_issue",
-];
-/// Intents that always go to a person.
-pub const HUMAN_INTENTS: &[&str] = &["complaint", "payment_issue", "talk_to_human"];
-
 /// How the assistant signs off after a shopper says it helped (not an answer: no turn).
 const AI_CLOSINGS: &[&str] = &[
     "Glad that helped! Anything else I can check for you?",
@@ -67,6 +52,10 @@ const AI_CLOSINGS: &[&str] = &[
     "Happy to help. If anything else comes up, just message us here.",
     "Great! I'll close this chat, but you can reply any time to pick it back up.",
 ];
+
+fn needs_verification(intent: &str) -> bool {
+    crate::intents::get(intent).is_some_and(|i| i.needs_verification)
+}
 
 pub const MODEL_VERSION: &str = "supportlake-0.1/all-MiniLM-L6-v2-int8";
 
@@ -316,7 +305,7 @@ fn play(
             (*rng.weighted(&mix)).to_string()
         }
     };
-    let needs_order = VERIFIED_INTENTS.contains(&intent.as_str()) || intent == "complaint";
+    let needs_order = needs_verification(&intent);
     // An order of the right age: recent for tracking, older for returns and refunds.
     let order: Option<Order> = match followup {
         Some(f) => f.order.map(|j| commerce::order(seed, scale, timeline, j)),
@@ -426,8 +415,10 @@ fn play(
     };
     script.say("shopper", None, opener, None, 0);
 
-    let sensitive = HUMAN_INTENTS.contains(&intent.as_str());
-    let verify = VERIFIED_INTENTS.contains(&intent.as_str()) && order.is_some();
+    let sensitive = crate::intents::get(&intent)
+        .is_some_and(|i| i.human_required == crate::intents::HumanRequired::Always);
+    // A complaint goes to a person before anything is verified; the person verifies.
+    let verify = needs_verification(&intent) && intent != "complaint" && order.is_some();
     let mut path = if channel != "chat" {
         "human_only"
     } else {
@@ -902,6 +893,15 @@ fn replace_long_numbers(text: &str, order_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mix_draws_every_canonical_intent_once() {
+        let mut mixed: Vec<&str> = INTENT_MIX.iter().map(|(id, _)| *id).collect();
+        let mut canonical: Vec<&str> = crate::intents::INTENTS.iter().map(|i| i.id).collect();
+        mixed.sort_unstable();
+        canonical.sort_unstable();
+        assert_eq!(mixed, canonical);
+    }
 
     #[test]
     fn answers_never_contradict_the_records() {
