@@ -233,10 +233,8 @@ fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
 #[test]
 fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() {
     let b = built();
-    let sweep = json(
-        &b.lake,
-        &b.index,
-        &[
+    let odd_rows = |extra: &[&str]| {
+        let mut args = vec![
             "eval",
             "intents",
             "--dataset",
@@ -245,11 +243,13 @@ fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() 
             "data/eval/out-of-scope.csv",
             "--rows",
             "odd",
-            "--sweep",
             "--format",
             "json",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        json(&b.lake, &b.index, &args)
+    };
+    let sweep = odd_rows(&["--sweep"]);
     let rows = sweep.as_array().unwrap();
     assert_eq!(rows.len(), 15, "{sweep}");
     let series =
@@ -263,22 +263,7 @@ fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() 
         assert!(s[14] > s[0], "{name} moves over the sweep: {s:?}");
     }
     // Odd rows of 90 + 150 messages.
-    let report = json(
-        &b.lake,
-        &b.index,
-        &[
-            "eval",
-            "intents",
-            "--dataset",
-            "data/eval/intents-store.csv",
-            "--dataset",
-            "data/eval/out-of-scope.csv",
-            "--rows",
-            "odd",
-            "--format",
-            "json",
-        ],
-    );
+    let report = odd_rows(&[]);
     assert_eq!(report["messages"], 120);
 }
 

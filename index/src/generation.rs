@@ -509,28 +509,10 @@ impl Generation {
         mode: Mode,
         weights: Option<&FusionWeights>,
     ) -> Result<Vec<Hit>, IndexError> {
-        self.rank(query, &self.cosines(query_vector), filter, k, mode, weights)
-    }
-
-    /// Cosine of a query vector with every passage (int8, see [`crate::vectors`]).
-    pub fn cosines(&self, query_vector: &[f32]) -> Vec<f32> {
-        self.vectors.scores(query_vector)
-    }
-
-    /// Ranks with cosines computed elsewhere (the benchmark compares exact ones).
-    pub fn rank(
-        &self,
-        query: &str,
-        cosines: &[f32],
-        filter: &Filter,
-        k: usize,
-        mode: Mode,
-        weights: Option<&FusionWeights>,
-    ) -> Result<Vec<Hit>, IndexError> {
         rank(
             &self.passages,
             &self.bm25,
-            cosines,
+            &self.vectors.scores(query_vector),
             weights.unwrap_or(&self.manifest.weights),
             query,
             filter,

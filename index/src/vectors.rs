@@ -5,7 +5,8 @@
 //!
 //! Why a search scans [`QuantizedMatrix`] rather than the `f32` matrix: at 10⁵ passages ×
 //! 384 dimensions the floats are 150 MB, and a scan is bound by reading them from memory
-//! (BENCHMARKS.md: the f32 scan alone took most of the 20 ms latency budget on one core).
+//! (BENCHMARKS.md: at 106,688 passages the f32 scan alone took 19 ms on one core, the
+//! 20 ms budget of a whole search).
 //! Symmetric int8 with one scale per row is a quarter of the bytes; its cosines differ from
 //! the exact ones by about 0.002, below the gaps that decide a rank. The `f32` matrix stays
 //! the file format (and the cache's), so the quantisation can change without re-embedding.
@@ -127,20 +128,41 @@ impl QuantizedMatrix {
     pub fn scores(&self, query: &[f32]) -> Vec<f32> {
         let mut quantized = Vec::with_capacity(query.len());
         let query_scale = quantize_into(query, &mut quantized);
+        let query: Vec<i16> = quantized.into_iter().map(i16::from).collect();
         self.data
             .chunks_exact(self.dimension)
             .zip(&self.scales)
-            .map(|(row, scale)| {
-                // Integer sums are associative, so this loop vectorises; |sum| ≤ 384 × 127².
-                let dot: i32 = row
-                    .iter()
-                    .zip(&quantized)
-                    .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                    .sum();
-                dot as f32 * scale * query_scale
-            })
+            .map(|(row, scale)| int8_dot(row, &query) as f32 * scale * query_scale)
             .collect()
     }
+}
+
+/// Dot product of an int8 row and an int8 query widened to i16.
+///
+/// Shaped for the compiler's vector instructions on any x86-64 (no AVX2 assumed, no
+/// `unsafe`): products of two values in −127..=127 fit an i16, and so does the sum of two
+/// of them (≤ 32,258), which is the pattern SSE2's multiply-add (`pmaddwd`) computes; 16
+/// independent i32 sums keep the loop free of dependencies. Measured on 106,688 rows × 384
+/// on one core: 5.3 ms, against 10.7 ms for the plain widening `map(..).sum()`.
+fn int8_dot(row: &[i8], query: &[i16]) -> i32 {
+    const BLOCK: usize = 32;
+    const HALF: usize = BLOCK / 2;
+    let (rows, queries) = (row.chunks_exact(BLOCK), query.chunks_exact(BLOCK));
+    let tail: i32 = rows
+        .remainder()
+        .iter()
+        .zip(queries.remainder())
+        .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        .sum();
+    let mut sums = [0_i32; HALF];
+    for (r, q) in rows.zip(queries) {
+        for lane in 0..HALF {
+            sums[lane] += i32::from(
+                i16::from(r[lane]) * q[lane] + i16::from(r[lane + HALF]) * q[lane + HALF],
+            );
+        }
+    }
+    sums.iter().sum::<i32>() + tail
 }
 
 #[cfg(test)]
@@ -158,6 +180,12 @@ mod tests {
         assert_eq!(back.rows(), 2);
         assert_eq!(back.scores(&[0.0, 1.0]), vec![0.0, 0.8]);
         assert!(VectorMatrix::read(&path, 3).is_err());
+        // Rows shorter than a block take the remainder path.
+        let approx = back.quantize().scores(&[0.0, 1.0]);
+        assert!(
+            approx[0].abs() < 0.01 && (approx[1] - 0.8).abs() < 0.01,
+            "{approx:?}"
+        );
     }
 
     #[test]
