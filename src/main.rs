@@ -526,10 +526,7 @@ async fn rebuild(
         &FastEmbedder::load(&config.assets_dir)?,
         from,
         canary,
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
+        &mut advance(&bar),
     )
     .await?;
     bar.finish_and_clear();
@@ -715,18 +712,23 @@ fn ingest_progress_bar() -> ProgressBar {
     bar
 }
 
+/// The ingest's progress callback, moving `bar`.
+fn advance(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 async fn ingest(
     lake: &Lake,
     dir: &Path,
     config: &Config,
 ) -> Result<pipeline::ingest::IngestReport> {
     let bar = ingest_progress_bar();
-    let report = pipeline::ingest::ingest(lake, dir, config, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .await
-    .with_context(|| format!("ingesting {}", dir.display()))?;
+    let report = pipeline::ingest::ingest(lake, dir, config, &mut advance(&bar))
+        .await
+        .with_context(|| format!("ingesting {}", dir.display()))?;
     bar.finish_and_clear();
     Ok(report)
 }

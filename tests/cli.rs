@@ -402,3 +402,43 @@ fn generate_is_byte_identical_for_a_seed_and_is_the_bundled_demo_store() {
         std::fs::read(c.join("orders.jsonl")).unwrap()
     );
 }
+
+#[test]
+fn a_catalog_only_store_holds_the_same_catalog_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake, out) = (tmp.path().join("lake"), tmp.path().join("catalog"));
+    ok(
+        &lake,
+        &[
+            "generate",
+            "--scale",
+            "1",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+            "--catalog-only",
+        ],
+    );
+    for name in ["orders.jsonl", "customers.jsonl", "conversations.jsonl"] {
+        assert!(!out.join(name).exists(), "{name} is not catalog");
+    }
+    // Byte for byte the catalog and content of the full demo store.
+    for name in [
+        "products.csv",
+        "inventory_levels.jsonl",
+        "policies.json",
+        "articles.json",
+        "shop.json",
+    ] {
+        assert_same(
+            name,
+            &std::fs::read(out.join(name)).unwrap(),
+            &std::fs::read(root().join("data/demo-store").join(name)).unwrap(),
+            "from the full store",
+        );
+    }
+    ok(&lake, &["ingest", out.to_str().unwrap()]);
+    assert!(count(&lake, "products") > 0);
+    assert_eq!(count(&lake, "orders"), 0);
+}

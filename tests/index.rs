@@ -62,6 +62,18 @@ fn json(lake: &Path, index: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(lake, index, args)).unwrap()
 }
 
+/// `supportlake eval WHAT --dataset D... EXTRA... --format json` on the shared index.
+fn eval(what: &str, datasets: &[&str], extra: &[&str]) -> serde_json::Value {
+    let b = built();
+    let mut args = vec!["eval", what];
+    for dataset in datasets {
+        args.extend(["--dataset", dataset]);
+    }
+    args.extend(extra);
+    args.extend(["--format", "json"]);
+    json(&b.lake, &b.index, &args)
+}
+
 /// "embedded N passages, M from cache" of a build's output.
 fn embedded_and_cached(build_output: &str) -> (usize, usize) {
     let line = build_output
@@ -137,19 +149,7 @@ fn the_returns_question_finds_the_sale_items_passage_with_its_scores() {
 
 #[test]
 fn hybrid_retrieval_beats_each_retriever_alone_on_the_shipped_set() {
-    let b = built();
-    let report = json(
-        &b.lake,
-        &b.index,
-        &[
-            "eval",
-            "retrieval",
-            "--dataset",
-            "data/eval/retrieval.jsonl",
-            "--format",
-            "json",
-        ],
-    );
+    let report = eval("retrieval", &["data/eval/retrieval.jsonl"], &[]);
     let report = &report["report"];
     assert!(report["queries"].as_u64().unwrap() >= 150);
     assert_eq!(
@@ -160,39 +160,28 @@ fn hybrid_retrieval_beats_each_retriever_alone_on_the_shipped_set() {
     let ndcg = |mode: &str| report["modes"][mode]["ndcg_at_10"].as_f64().unwrap();
     assert!(ndcg("hybrid") >= ndcg("bm25"), "{report}");
     assert!(ndcg("hybrid") >= ndcg("vector"), "{report}");
+    // Half the set for tuning, the other half to check: 253 queries, 126 even-numbered.
+    let even = eval(
+        "retrieval",
+        &["data/eval/retrieval.jsonl"],
+        &["--rows", "even"],
+    );
+    assert_eq!(even["report"]["queries"], 126, "{even}");
 }
 
 #[test]
 fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
     let b = built();
-    let held_out = json(
-        &b.lake,
-        &b.index,
-        &[
-            "eval",
-            "intents",
-            "--dataset",
-            "data/eval/intents-bitext-heldout.csv",
-            "--format",
-            "json",
-        ],
-    );
+    let held_out = eval("intents", &["data/eval/intents-bitext-heldout.csv"], &[]);
     assert!(held_out["accuracy"].as_f64().unwrap() >= 0.90, "{held_out}");
-    let mixed = json(
-        &b.lake,
-        &b.index,
+    let mixed = eval(
+        "intents",
         &[
-            "eval",
-            "intents",
-            "--dataset",
             "data/eval/intents-bitext-heldout.csv",
-            "--dataset",
             "data/eval/intents-store.csv",
-            "--dataset",
             "data/eval/out-of-scope.csv",
-            "--format",
-            "json",
         ],
+        &[],
     );
     assert!(
         mixed["out_of_scope_recall"].as_f64().unwrap() >= 0.7,
@@ -232,24 +221,8 @@ fn the_classifier_meets_its_accuracy_and_out_of_scope_targets() {
 
 #[test]
 fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() {
-    let b = built();
-    let odd_rows = |extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "intents",
-            "--dataset",
-            "data/eval/intents-store.csv",
-            "--dataset",
-            "data/eval/out-of-scope.csv",
-            "--rows",
-            "odd",
-            "--format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        json(&b.lake, &b.index, &args)
-    };
-    let sweep = odd_rows(&["--sweep"]);
+    let sets = ["data/eval/intents-store.csv", "data/eval/out-of-scope.csv"];
+    let sweep = eval("intents", &sets, &["--rows", "odd", "--sweep"]);
     let rows = sweep.as_array().unwrap();
     assert_eq!(rows.len(), 15, "{sweep}");
     let series =
@@ -263,7 +236,7 @@ fn the_out_of_scope_sweep_trades_recall_against_false_alarms_on_half_the_rows() 
         assert!(s[14] > s[0], "{name} moves over the sweep: {s:?}");
     }
     // Odd rows of 90 + 150 messages.
-    let report = odd_rows(&[]);
+    let report = eval("intents", &sets, &["--rows", "odd"]);
     assert_eq!(report["messages"], 120);
 }
 
@@ -410,7 +383,7 @@ fn the_demo_ingests_builds_the_index_and_answers_from_it() {
 
 #[test]
 fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
-    let (_dir, lake, index) = private_copy();
+    let (dir, lake, index) = private_copy();
     let count = |table: &str| {
         ok(
             &lake,
@@ -464,6 +437,32 @@ fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
     let refused = run(&lake, &index, &["rebuild"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("rebuild.lock"));
+    drop(lock);
+
+    // An export with nothing valid stops the run after the ingest quarantined it: no
+    // compaction, no index build.
+    let broken = dir.path().join("broken-export");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::copy(
+        root().join("data/demo-store/export.json"),
+        broken.join("export.json"),
+    )
+    .unwrap();
+    std::fs::write(broken.join("orders.jsonl"), "not json\n{also not\n").unwrap();
+    let stopped = run(
+        &lake,
+        &index,
+        &["rebuild", "--from", broken.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&stopped.stdout);
+    assert!(!stopped.status.success(), "{out}");
+    assert!(out.contains("0 ok, 2 quarantined"), "{out}");
+    assert!(out.contains("stopped: nothing valid"), "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("compact")), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(index.join("CURRENT")).unwrap(),
+        "gen-000001"
+    );
 }
 
 #[test]

@@ -116,7 +116,7 @@ impl std::fmt::Display for RebuildReport {
         let Some(index) = &self.index else {
             return write!(
                 f,
-                "stopped: nothing valid could be read, the lake and the index are unchanged"
+                "stopped: nothing valid could be read (the records are in the quarantine table); no compaction, the index is unchanged"
             );
         };
         writeln!(

@@ -150,14 +150,15 @@ pub fn rank(
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), c| {
             (l.min(c), h.max(c))
         });
-    let mut hits: Vec<Hit> = candidates
+    // Scores first, then the `k` hits: the copies and snippets a hit carries are made only
+    // for what is returned, not for every candidate.
+    let mut scored: Vec<Scored> = candidates
         .into_iter()
-        .map(|i| {
-            let p = &passages[i];
-            let bm25 = lexical.get(&i).copied();
+        .map(|ord| {
+            let bm25 = lexical.get(&ord).copied();
             let bm25_normalised =
                 bm25.map_or(0.0, |s| if best_bm25 > 0.0 { s / best_bm25 } else { 0.0 });
-            let vector = cosines[i];
+            let vector = cosines[ord];
             let vector_normalised = if high > low {
                 (vector - low) / (high - low)
             } else {
@@ -167,27 +168,52 @@ pub fn rank(
                 Mode::Bm25 => bm25.unwrap_or(0.0),
                 Mode::Vector => vector,
                 Mode::Hybrid => {
-                    let w = weights.of(p.doc_type);
+                    let w = weights.of(passages[ord].doc_type);
                     w * bm25_normalised + (1.0 - w) * vector_normalised
                 }
             };
-            Hit {
-                key: p.key.clone(),
-                doc_type: p.doc_type.as_str(),
-                title: p.title.clone(),
-                url: p.url.clone(),
-                snippet: snippet(&p.text),
+            Scored {
+                ord,
                 bm25,
-                vector,
                 bm25_normalised,
                 vector_normalised,
                 fused,
             }
         })
         .collect();
-    hits.sort_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.key.cmp(&b.key)));
-    hits.truncate(k);
-    Ok(hits)
+    scored.sort_by(|a, b| {
+        b.fused
+            .total_cmp(&a.fused)
+            .then_with(|| passages[a.ord].key.cmp(&passages[b.ord].key))
+    });
+    scored.truncate(k);
+    Ok(scored
+        .into_iter()
+        .map(|s| {
+            let p = &passages[s.ord];
+            Hit {
+                key: p.key.clone(),
+                doc_type: p.doc_type.as_str(),
+                title: p.title.clone(),
+                url: p.url.clone(),
+                snippet: snippet(&p.text),
+                bm25: s.bm25,
+                vector: cosines[s.ord],
+                bm25_normalised: s.bm25_normalised,
+                vector_normalised: s.vector_normalised,
+                fused: s.fused,
+            }
+        })
+        .collect())
+}
+
+/// A candidate's scores, before it becomes a [`Hit`].
+struct Scored {
+    ord: usize,
+    bm25: Option<f32>,
+    bm25_normalised: f32,
+    vector_normalised: f32,
+    fused: f32,
 }
 
 /// The start of a passage, cut at a word boundary: what a source link shows.
