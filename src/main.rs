@@ -38,11 +38,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Ingest the bundled demo store into the lake (if it is empty) and answer a few questions with SQL.
+    /// Ingest the bundled demo store into the lake (if it is empty), build the index (if
+    /// missing), show a few answers, then serve the chat API until Ctrl-C.
     Demo {
         /// Demo store directory.
         #[arg(long, default_value = "data/demo-store")]
         store: PathBuf,
+        /// Address to serve on (default: `listen` from the config, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Serve the chat API, the handoff inbox, /metrics and /openapi.json until Ctrl-C or SIGTERM.
+    Serve {
+        /// Address to serve on (default: `listen` from the config, 127.0.0.1:8080); port 0
+        /// picks a free port, printed on start.
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Write a demo store in Shopify's export formats, deterministic for a seed.
     Generate {
@@ -451,8 +462,12 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Rebuild { from, canary } => {
             return rebuild(&config, from.as_deref(), canary.as_deref()).await;
         }
-        Command::Config => print!("{}", toml::to_string_pretty(&config)?),
-        Command::Demo { store } => demo(&config, &store).await?,
+        Command::Config => print!("{}", toml::to_string_pretty(&config.redacted())?),
+        Command::Demo { store, listen } => {
+            demo(&config, &store).await?;
+            serve(&config, listen, true).await?;
+        }
+        Command::Serve { listen } => serve(&config, listen, false).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -755,6 +770,56 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
     }
     for (reason, n) in &report.quarantine_reasons {
         println!("quarantined ({reason}): {n}");
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
+async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
+    let lake = Lake::open(config.lake_url()?)?;
+    // One single-threaded model per core: concurrent shoppers' messages embed side by side.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let embedder: Arc<dyn Embedder> =
+        Arc::new(FastEmbedder::load_instances(&config.assets_dir, cores)?);
+    let state =
+        server::AppState::open(server::Settings::from_config(config), lake, embedder).await?;
+    let address = listen.unwrap_or_else(|| config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("
+Serving the chat API on {url} (API document: {url}/openapi.json). Ctrl-C stops.");
+    if demo {
+        let shop = state.snapshot().shops.first().map(|s| s.id.clone()).unwrap_or_default();
+        println!(
+            "Try: curl -s {url}/v1/chat -H 'content-type: application/json' -d '{{\"shop\": \"{shop}\", \"message\": \"can I return sale items?\"}}'"
+        );
+        if config.agent_token == pipeline::config::DEMO_AGENT_TOKEN {
+            println!(
+                "Handoff inbox: curl -s {url}/v1/handoffs -H 'authorization: Bearer {}'  (the public demo token: set agent_token for a real store)",
+                config.agent_token
+            );
+        }
+    }
+    std::io::stdout().flush()?;
+    server::serve(state, listener, shutdown_signal()).await?;
+    println!("Stopped; chat records are in the lake.");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (how systemd and `kill` stop a service).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

@@ -356,32 +356,6 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn the_demo_ingests_builds_the_index_and_answers_from_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
-    let out = run_ok(&lake, &index, &["demo"]);
-    assert!(out.contains("Ingesting the demo store"), "{out}");
-    assert!(out.contains("switched to gen-000001"), "{out}");
-    let search = out
-        .split("supportlake search")
-        .nth(1)
-        .expect("the demo searches");
-    assert!(
-        search.lines().nth(1).unwrap().contains("policy:refund"),
-        "{out}"
-    );
-    assert!(out.contains("order_status (confidence"), "{out}");
-    assert!(out.contains(r#""order_numbers":["1001"]"#), "{out}");
-    // A second run reuses the lake and the index.
-    let again = run_ok(&lake, &index, &["demo"]);
-    assert!(
-        again.contains("already holds the demo store")
-            && !again.contains("Building the retrieval index"),
-        "{again}"
-    );
-}
-
-#[test]
 fn rebuild_ingests_compacts_and_keeps_an_unchanged_index_live() {
     let (dir, lake, index) = private_copy();
     let count = |table: &str| {

@@ -40,10 +40,25 @@ pub struct Config {
     /// Directory of labelled intent examples (`*.csv` with `text,intent`) the index build
     /// embeds for the classifier. Env: `SUPPORTLAKE_INTENTS_DIR`.
     pub intents_dir: PathBuf,
+    /// Directory of the answer server's operational state (conversations in progress,
+    /// verification attempts, the handoff queue, the lake outbox) in one SQLite file.
+    /// Env: `SUPPORTLAKE_STATE_DIR`.
+    pub state_dir: PathBuf,
+    /// Secret shared with the storefront theme: it signs `customer_token`s (HMAC-SHA256 over
+    /// customer id, email and expiry). The default is public, for the demo only.
+    /// Env: `SUPPORTLAKE_STOREFRONT_SECRET`.
+    pub storefront_secret: String,
+    /// Bearer token agents present to the handoff inbox (`/v1/handoffs`). The default is
+    /// public, for the demo only. Env: `SUPPORTLAKE_AGENT_TOKEN`.
+    pub agent_token: String,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
 pub const DEMO_PII_HASH_KEY: &str = "supportlake-demo-key-not-for-production";
+/// The demo storefront secret: anybody can sign tokens with it.
+pub const DEMO_STOREFRONT_SECRET: &str = "supportlake-demo-storefront-secret";
+/// The demo agent token: anybody can read the handoff inbox with it.
+pub const DEMO_AGENT_TOKEN: &str = "supportlake-demo-agent-token";
 
 impl Default for Config {
     fn default() -> Self {
@@ -55,6 +70,9 @@ impl Default for Config {
             ingest_batch_rows: 65_536,
             assets_dir: PathBuf::from("./vendor"),
             intents_dir: PathBuf::from("./data/intents"),
+            state_dir: PathBuf::from("./data/server"),
+            storefront_secret: DEMO_STOREFRONT_SECRET.into(),
+            agent_token: DEMO_AGENT_TOKEN.into(),
         }
     }
 }
@@ -69,6 +87,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("ingest_batch_rows", "SUPPORTLAKE_INGEST_BATCH_ROWS"),
     ("assets_dir", "SUPPORTLAKE_ASSETS_DIR"),
     ("intents_dir", "SUPPORTLAKE_INTENTS_DIR"),
+    ("state_dir", "SUPPORTLAKE_STATE_DIR"),
+    ("storefront_secret", "SUPPORTLAKE_STOREFRONT_SECRET"),
+    ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
 ];
 
 impl Config {
@@ -108,6 +129,9 @@ impl Config {
             "pii_hash_key" => self.pii_hash_key = value.into(),
             "assets_dir" => self.assets_dir = value.into(),
             "intents_dir" => self.intents_dir = value.into(),
+            "state_dir" => self.state_dir = value.into(),
+            "storefront_secret" => self.storefront_secret = value.into(),
+            "agent_token" => self.agent_token = value.into(),
             "ingest_batch_rows" => {
                 self.ingest_batch_rows =
                     value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -123,6 +147,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configuration with its secrets replaced by a note, for printing.
+    pub fn redacted(&self) -> Self {
+        let hide = |value: &str, demo: &str| {
+            if value == demo {
+                format!("{value} (public demo value)")
+            } else {
+                "(set, not shown)".to_string()
+            }
+        };
+        Self {
+            pii_hash_key: hide(&self.pii_hash_key, DEMO_PII_HASH_KEY),
+            storefront_secret: hide(&self.storefront_secret, DEMO_STOREFRONT_SECRET),
+            agent_token: hide(&self.agent_token, DEMO_AGENT_TOKEN),
+            ..self.clone()
+        }
     }
 
     /// The lake location as an absolute URL. Plain paths become `file://` URLs.

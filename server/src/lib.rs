@@ -1,12 +1,322 @@
 //! # server — the answer server (Axum)
 //!
-//! The shopper-facing side of supportlake: the chat API that verifies before it reveals,
-//! answers from the lake's system-of-record rows and the index's passages, and hands off to a
-//! person with the whole context; the Shopify webhook receiver; the analyst SQL/report API;
-//! and the web pages. It depends on [`index`] and [`pipeline`], never the other way round.
+//! The shopper-facing side of supportlake: a chat API that verifies before it reveals,
+//! answers from the store's system of record and its knowledge with sources, says what it
+//! does not know, and hands off to a person with the whole context. It depends on [`index`]
+//! and [`pipeline`], never the other way round.
 //!
-//! This crate is where the answer-server issue lands; today it only fixes the dependency
-//! direction of the workspace (server → index → pipeline), which the binary relies on.
+//! ## A message's way through
+//!
+//! `POST /v1/chat` ([`api`]) checks the body (stable error codes, [`error::AppError`]),
+//! resolves the shop and any signed storefront token ([`identity`]), then, off the async
+//! runtime, embeds the message once and uses that vector twice: the intent classifier and
+//! the hybrid search of the live index generation ([`AppState::understand`]). One SQLite
+//! transaction ([`store`]) then loads the conversation, lets [`answer`] compose the reply
+//! from the in-memory snapshot of orders, shipments, refunds, stock and the return window
+//! ([`commerce`]), escalates when it must (a handoff with its packet), saves the new state,
+//! and queues the turn's lake rows in the outbox. The [`record::Recorder`] writes those to
+//! Delta in the background, so a shopper never waits on a lake commit and a restart loses
+//! nothing.
+//!
+//! ## What runs beside the requests
+//!
+//! * the recorder (outbox → lake, every second, and a last flush on shutdown);
+//! * a refresher that switches to a new index generation when `CURRENT` moves (after
+//!   `supportlake rebuild`) and reloads the commerce snapshot when a commerce table's Delta
+//!   version changes.
+//!
+//! Operational state is in one SQLite file under `state_dir`; answer state never lives only
+//! in memory.
 
-pub use index;
-pub use pipeline;
+pub mod answer;
+pub mod api;
+pub mod commerce;
+pub mod error;
+pub mod identity;
+pub mod metrics;
+pub mod record;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use index::bm25::Filter;
+use index::generation::{Generation, IndexDir};
+use index::search::Mode;
+use index::{Embedder, IndexError};
+use pipeline::{Config, Lake};
+
+pub use error::{AppError, ServerError};
+
+use crate::answer::{Cited, Source, Understanding};
+use crate::commerce::Snapshot;
+use crate::metrics::Metrics;
+use crate::record::Recorder;
+use crate::store::Store;
+
+/// Passages retrieved per turn (recorded with their scores; the best are cited).
+const RETRIEVED: usize = 5;
+/// How often the refresher looks for a new index generation or changed commerce tables.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How often the recorder drains the outbox into the lake.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+
+/// The live index generation with what answering looks up in it.
+#[derive(Debug)]
+pub struct LoadedIndex {
+    pub generation: Generation,
+    /// `(handle, title)` of its products, for entity extraction.
+    products: Vec<(String, String)>,
+    by_key: HashMap<String, usize>,
+}
+
+impl LoadedIndex {
+    pub fn new(generation: Generation) -> Self {
+        let products = generation.product_titles();
+        let by_key = generation
+            .passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.clone(), i))
+            .collect();
+        Self {
+            generation,
+            products,
+            by_key,
+        }
+    }
+
+    /// A whole passage by key.
+    pub fn passage(&self, key: &str) -> Option<Cited> {
+        let p = &self.generation.passages[*self.by_key.get(key)?];
+        Some(Cited {
+            source: Source {
+                doc_key: p.key.clone(),
+                title: p.title.clone(),
+                url: p.url.clone(),
+                snippet: p.text.chars().take(240).collect(),
+            },
+            text: p.text.clone(),
+        })
+    }
+}
+
+/// What the server's settings are.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub pii_hash_key: String,
+    pub storefront_secret: String,
+    pub agent_token: String,
+    pub index_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            pii_hash_key: config.pii_hash_key.clone(),
+            storefront_secret: config.storefront_secret.clone(),
+            agent_token: config.agent_token.clone(),
+            index_dir: config.index_dir.clone(),
+            state_dir: config.state_dir.clone(),
+        }
+    }
+}
+
+/// Everything a request handler reaches; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    store: Arc<Store>,
+    lake: Lake,
+    embedder: Arc<dyn Embedder>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    index: RwLock<Option<Arc<LoadedIndex>>>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("lake", &self.lake.url().as_str())
+            .field("index_dir", &self.settings.index_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the state store, reads the commerce snapshot and loads the live generation (if
+    /// any: without one the server starts but `/readyz` says not ready).
+    pub async fn open(
+        settings: Settings,
+        lake: Lake,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, ServerError> {
+        let store = Arc::new(Store::open(&settings.state_dir)?);
+        let snapshot = Snapshot::load(&lake).await?;
+        let index = match IndexDir::new(&settings.index_dir).open_current() {
+            Ok(generation) => Some(Arc::new(LoadedIndex::new(generation))),
+            Err(IndexError::NoIndex(_)) => None,
+            Err(other) => return Err(other.into()),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                lake,
+                embedder,
+                snapshot: RwLock::new(Arc::new(snapshot)),
+                index: RwLock::new(index),
+                metrics: Metrics::default(),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner
+            .snapshot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The live generation, or "not ready" when none is built.
+    pub fn index(&self) -> Result<Arc<LoadedIndex>, ServerError> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                ServerError::NotReady("no index generation yet: run `supportlake index build`".into())
+            })
+    }
+
+    /// Embeds `message` once and uses the vector for both the classifier and the search,
+    /// on a blocking thread (it is CPU work: milliseconds of model inference).
+    pub async fn understand(
+        &self,
+        index: Arc<LoadedIndex>,
+        message: String,
+        shop: String,
+    ) -> Result<Understanding, ServerError> {
+        let embedder = self.inner.embedder.clone();
+        tokio::task::spawn_blocking(move || {
+            let vector = index::embed_one(embedder.as_ref(), &message)?;
+            let generation = &index.generation;
+            let classification = generation.classifier().classify(&message, &vector);
+            let entities = index::intents::entities(&message, &index.products);
+            let filter = Filter {
+                shop: Some(shop),
+                doc_types: Vec::new(),
+            };
+            let hits =
+                generation.search_vector(&message, &vector, &filter, RETRIEVED, Mode::Hybrid, None)?;
+            let (intent, confidence, decided_by) = answer::reconsider(
+                classification.intent,
+                classification.confidence,
+                classification.decided_by,
+                &hits,
+            );
+            Ok::<_, ServerError>(Understanding {
+                intent,
+                confidence,
+                decided_by,
+                entities,
+                hits,
+            })
+        })
+        .await
+        .map_err(|e| ServerError::NotReady(format!("answering task failed: {e}")))?
+    }
+
+    /// Switches to a new generation when `CURRENT` has moved, and reloads the commerce
+    /// snapshot when a commerce table changed. Returns what it reloaded.
+    pub async fn refresh(&self) -> Result<(bool, bool), ServerError> {
+        let dir = IndexDir::new(&self.inner.settings.index_dir);
+        let live = self.index().ok().map(|i| i.generation.name.clone());
+        let current = dir.current()?;
+        let new_index = current.is_some() && current != live;
+        if new_index {
+            let generation = dir.open_current()?;
+            tracing::info!(generation = %generation.name, "switched to a new index generation");
+            *self
+                .inner
+                .index
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Arc::new(LoadedIndex::new(generation)));
+        }
+        let stamp = Snapshot::stamp(&self.inner.lake).await?;
+        let new_snapshot = stamp != self.snapshot().stamp;
+        if new_snapshot {
+            let snapshot = Snapshot::load(&self.inner.lake).await?;
+            tracing::info!(orders = snapshot.orders(), "reloaded the commerce snapshot");
+            *self
+                .inner
+                .snapshot
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+        }
+        Ok((new_index, new_snapshot))
+    }
+
+    /// A recorder draining this server's outbox into its lake.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.inner.store.clone(), self.inner.lake.clone())
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight,
+/// flushes the outbox to the lake and returns.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let recorder = tokio::spawn(state.recorder().run(RECORD_EVERY, stop_rx.clone()));
+    let refresher = {
+        let state = state.clone();
+        let mut stop = stop_rx;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(REFRESH_EVERY) => {}
+                    _ = stop.changed() => break,
+                }
+                if let Err(error) = state.refresh().await {
+                    tracing::warn!(%error, "refresh failed; keeping the loaded index and snapshot");
+                }
+            }
+        })
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // The requests are done: stop the background work, with a last flush of the outbox.
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    let _ = recorder.await;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Load generator for the answer server: `SHOPPERS` concurrent shoppers hold conversations
+//! over keep-alive HTTP/1.1 connections on loopback for `SECONDS`, then it prints answers per
+//! second, latency percentiles and errors. Used by `bench/server`.
+//!
+//! Usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS
+//!
+//! The question mix is realistic by construction: messages are drawn from the shipped
+//! evaluation sets (Bitext held-out utterances, the store's own product/stock/return
+//! questions, out-of-scope questions), so every intent appears about as often as in those
+//! sets. A shopper whose answer asks for verification verifies with a real order number and
+//! email of the demo store (from its export) and gets the waiting answer; a third of the
+//! conversations go on with a second question.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Connection {
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Connection {
+    async fn open(address: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            host: address.to_string(),
+        })
+    }
+
+    /// POSTs JSON and returns the status and body.
+    async fn post(&mut self, path: &str, body: &Value) -> std::io::Result<(u16, Value)> {
+        let body = body.to_string();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).await?;
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    answers: usize,
+    errors: usize,
+    by_kind: std::collections::BTreeMap<String, usize>,
+}
+
+/// A deterministic pseudo-random sequence per shopper (xorshift).
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shopper(
+    id: u64,
+    address: String,
+    shop: String,
+    questions: std::sync::Arc<Vec<String>>,
+    orders: std::sync::Arc<Vec<(String, String)>>,
+    until: Instant,
+    measure_from: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let Ok(mut connection) = Connection::open(&address).await else {
+        tally.errors += 1;
+        return tally;
+    };
+    while Instant::now() < until {
+        let mut conversation: Option<String> = None;
+        let turns = if dice.below(3) == 0 { 2 } else { 1 };
+        for _ in 0..turns {
+            let question = &questions[dice.below(questions.len())];
+            let started = Instant::now();
+            let result = connection
+                .post("/v1/chat", &json!({"shop": shop, "conversation_id": conversation, "message": question}))
+                .await;
+            let (status, body) = match result {
+                Ok(r) => r,
+                Err(_) => {
+                    tally.errors += 1;
+                    connection = match Connection::open(&address).await {
+                        Ok(c) => c,
+                        Err(_) => return tally,
+                    };
+                    break;
+                }
+            };
+            let measured = started >= measure_from;
+            if measured {
+                tally.latencies.push(started.elapsed());
+            }
+            if status != 200 {
+                tally.errors += usize::from(measured);
+                break;
+            }
+            if measured {
+                tally.answers += 1;
+            }
+            conversation = body["conversation_id"].as_str().map(str::to_string);
+            if body["reply"]["needs_verification"] == true {
+                let (number, email) = &orders[dice.below(orders.len())];
+                let started = Instant::now();
+                let path = format!("/v1/conversations/{}/verify", conversation.as_deref().unwrap_or_default());
+                match connection.post(&path, &json!({"order_number": number, "email": email})).await {
+                    Ok((200, verified)) => {
+                        if started >= measure_from {
+                            tally.latencies.push(started.elapsed());
+                            tally.answers += usize::from(verified.get("reply").is_some());
+                            *tally.by_kind.entry("verified".into()).or_default() += 1;
+                        }
+                    }
+                    _ => {
+                        tally.errors += usize::from(started >= measure_from);
+                        break;
+                    }
+                }
+            }
+            if body["reply"]["handoff"].is_object() {
+                *tally.by_kind.entry("handoff".into()).or_default() += usize::from(measured);
+                break;
+            }
+        }
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+fn read_questions() -> Vec<String> {
+    let mut questions = Vec::new();
+    for set in ["intents-bitext-heldout.csv", "intents-store.csv", "out-of-scope.csv"] {
+        let mut reader = csv::Reader::from_path(format!("data/eval/{set}")).expect("evaluation set");
+        for row in reader.records().map_while(Result::ok) {
+            questions.push(row[0].to_string());
+        }
+    }
+    questions
+}
+
+fn read_orders(store: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("{store}/orders.jsonl"))
+        .expect("orders.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|o| Some((o["order_number"].as_i64()?.to_string(), o["email"].as_str()?.to_string())))
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, address, shop, store, shoppers, seconds] = &args[..] else {
+        eprintln!("usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS");
+        std::process::exit(2);
+    };
+    let shoppers: u64 = shoppers.parse().expect("SHOPPERS");
+    let seconds: u64 = seconds.parse().expect("SECONDS");
+    let questions = std::sync::Arc::new(read_questions());
+    let orders = std::sync::Arc::new(read_orders(store));
+    // A few seconds of warm-up are not measured (connections, caches, the first lake flush).
+    let warmup = Duration::from_secs(5);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = measure_from + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..shoppers)
+        .map(|id| {
+            tokio::spawn(shopper(
+                id,
+                address.clone(),
+                shop.clone(),
+                questions.clone(),
+                orders.clone(),
+                until,
+                measure_from,
+            ))
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        let t = task.await.expect("shopper task");
+        total.latencies.extend(t.latencies);
+        total.answers += t.answers;
+        total.errors += t.errors;
+        for (k, v) in t.by_kind {
+            *total.by_kind.entry(k).or_default() += v;
+        }
+    }
+    total.latencies.sort();
+    let measured = seconds as f64;
+    println!(
+        "{shoppers} shoppers, {seconds} s measured after {} s warm-up, {} questions in the mix",
+        warmup.as_secs(),
+        questions.len()
+    );
+    println!(
+        "answers {} ({:.0}/s), requests {} ({:.0}/s), errors {}, verifications {}, handoffs {}",
+        total.answers,
+        total.answers as f64 / measured,
+        total.latencies.len(),
+        total.latencies.len() as f64 / measured,
+        total.errors,
+        total.by_kind.get("verified").copied().unwrap_or(0),
+        total.by_kind.get("handoff").copied().unwrap_or(0),
+    );
+    println!(
+        "latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&total.latencies, 0.50),
+        percentile(&total.latencies, 0.90),
+        percentile(&total.latencies, 0.99),
+        percentile(&total.latencies, 1.0),
+    );
+}

@@ -1,0 +1,505 @@
+//! The server's operational state in one SQLite file: conversations in progress (with their
+//! verified identity), their messages, verification failures (for attempt limits), the
+//! handoff queue, and the outbox of rows waiting to be written to the lake.
+//!
+//! Why SQLite and not memory: a restart must not forget who is verified, lose a handoff an
+//! agent has not seen, or drop a turn before it reached the lake. Every state change and the
+//! lake rows that describe it are written in one transaction, so the lake can never miss a
+//! change the shopper saw, nor record one that did not happen.
+//!
+//! Durability: WAL with `synchronous = NORMAL` survives a crash of the process (the case a
+//! restart is about) without an fsync per turn; a power cut can lose the last commits.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ServerError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    shop_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    resolution_path TEXT,
+    primary_intent TEXT,
+    identity TEXT,
+    pending TEXT,
+    low_confidence_streak INTEGER NOT NULL DEFAULT 0,
+    handoff_id TEXT,
+    last_turn TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    author TEXT,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    meta TEXT,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE TABLE IF NOT EXISTS verification_failures (
+    scope TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verification_failures_scope ON verification_failures (scope, at);
+CREATE TABLE IF NOT EXISTS handoffs (
+    id TEXT PRIMARY KEY,
+    shop_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    intent TEXT,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    packet TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    claimed_at TEXT,
+    first_agent_reply_at TEXT,
+    resolved_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handoffs_status ON handoffs (status, created_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    row TEXT NOT NULL
+);
+";
+
+/// Who the shopper proved to be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub customer_id: Option<i64>,
+    /// The keyed hash of the verified email (the lake's `email_hash`), never the email.
+    pub email_hash: String,
+    /// The order the shopper verified with, when they did so by order number.
+    pub order_id: Option<i64>,
+    /// `order_and_email` or `customer_token`.
+    pub via: String,
+}
+
+/// A question that waits for verification, answered once the shopper has verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub message: String,
+    pub intent: String,
+    pub confidence: f32,
+}
+
+/// A conversation's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: String,
+    pub shop_id: String,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// `open`, `handed_off` or `resolved`.
+    pub status: String,
+    pub resolution_path: Option<String>,
+    pub primary_intent: Option<String>,
+    pub identity: Option<Identity>,
+    pub pending: Option<Pending>,
+    /// Consecutive automated turns below the confidence floor (two hand off).
+    pub low_confidence_streak: i64,
+    pub handoff_id: Option<String>,
+    /// The latest turn's lake row, so feedback can update it.
+    pub last_turn: Option<Value>,
+}
+
+/// One message of a conversation (text already redacted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub seq: i64,
+    pub id: String,
+    pub role: String,
+    pub author: Option<String>,
+    pub text: String,
+    pub created_at: String,
+    /// For automated answers: what the assistant did (intent, confidence, answer kind,
+    /// sources), which the handoff packet shows the agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+/// One escalation and its packet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Handoff {
+    pub id: String,
+    pub shop_id: String,
+    pub conversation_id: String,
+    pub reason: String,
+    pub intent: Option<String>,
+    /// `open`, `claimed` or `resolved`.
+    pub status: String,
+    pub assignee: Option<String>,
+    pub packet: Value,
+    pub created_at: String,
+    pub claimed_at: Option<String>,
+    pub first_agent_reply_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub updated_at: String,
+}
+
+/// Rows waiting for the lake, in the order they were written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub table: String,
+    pub row: Value,
+}
+
+/// The state file; one connection, since SQLite has one writer anyway and every
+/// transaction here takes microseconds.
+#[derive(Debug)]
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+}
+
+fn json_column<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+impl Store {
+    /// Opens (creating when missing) `state.sqlite` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(dir)?;
+        let connection = Connection::open(dir.join("state.sqlite"))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "busy_timeout", 5000)?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Runs `work` in one transaction, committed only when it returns `Ok` (an error rolls
+    /// every write of `work` back).
+    pub fn transaction<T, E: From<ServerError>>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // A panic while holding the lock cannot leave a half transaction (SQLite rolls it
+        // back), so a poisoned lock is safe to keep using.
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = connection.transaction().map_err(ServerError::from)?;
+        let value = work(&tx)?;
+        tx.commit().map_err(ServerError::from)?;
+        Ok(value)
+    }
+}
+
+/// The conversation `id`, of `shop` when given; `None` when it does not exist or belongs to
+/// another shop.
+pub fn conversation(
+    tx: &Transaction<'_>,
+    shop: Option<&str>,
+    id: &str,
+) -> Result<Option<Conversation>, ServerError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, shop_id, started_at, updated_at, status, resolution_path, primary_intent,
+                    identity, pending, low_confidence_streak, handoff_id, last_turn
+             FROM conversations WHERE id = ?1 AND (?2 IS NULL OR shop_id = ?2)",
+            params![id, shop],
+            |r| {
+                Ok(Conversation {
+                    id: r.get(0)?,
+                    shop_id: r.get(1)?,
+                    started_at: parse_time(&r.get::<_, String>(2)?),
+                    updated_at: parse_time(&r.get::<_, String>(3)?),
+                    status: r.get(4)?,
+                    resolution_path: r.get(5)?,
+                    primary_intent: r.get(6)?,
+                    identity: json_column(r.get(7)?),
+                    pending: json_column(r.get(8)?),
+                    low_confidence_streak: r.get(9)?,
+                    handoff_id: r.get(10)?,
+                    last_turn: json_column(r.get(11)?),
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Inserts or replaces a conversation's state.
+pub fn save_conversation(tx: &Transaction<'_>, c: &Conversation) -> Result<(), ServerError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO conversations (id, shop_id, started_at, updated_at, status,
+             resolution_path, primary_intent, identity, pending, low_confidence_streak, handoff_id, last_turn)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            c.id,
+            c.shop_id,
+            timestamp(c.started_at),
+            timestamp(c.updated_at),
+            c.status,
+            c.resolution_path,
+            c.primary_intent,
+            c.identity.as_ref().map(serde_json::to_string).transpose()?,
+            c.pending.as_ref().map(serde_json::to_string).transpose()?,
+            c.low_confidence_streak,
+            c.handoff_id,
+            c.last_turn.as_ref().map(serde_json::to_string).transpose()?,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Messages a conversation keeps in the state store: its memory is bounded, whatever the
+/// length of the chat (the lake keeps every message).
+pub const KEPT_MESSAGES: i64 = 200;
+
+/// Appends a message, numbering it after the conversation's last one, and forgets the
+/// conversation's messages beyond the last [`KEPT_MESSAGES`].
+pub fn append_message(
+    tx: &Transaction<'_>,
+    conversation_id: &str,
+    role: &str,
+    author: Option<&str>,
+    text: &str,
+    at: DateTime<Utc>,
+    meta: Option<Value>,
+) -> Result<Message, ServerError> {
+    let seq: i64 = tx.query_row(
+        "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE conversation_id = ?1",
+        params![conversation_id],
+        |r| r.get(0),
+    )?;
+    let message = Message {
+        seq,
+        id: format!("{conversation_id}_m{seq}"),
+        role: role.into(),
+        author: author.map(str::to_string),
+        text: text.into(),
+        created_at: timestamp(at),
+        meta,
+    };
+    tx.execute(
+        "INSERT INTO messages (conversation_id, seq, id, role, author, text, created_at, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            conversation_id,
+            message.seq,
+            message.id,
+            message.role,
+            message.author,
+            message.text,
+            message.created_at,
+            message.meta.as_ref().map(Value::to_string),
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM messages WHERE conversation_id = ?1 AND seq <= ?2",
+        params![conversation_id, seq - KEPT_MESSAGES],
+    )?;
+    Ok(message)
+}
+
+/// The conversation's messages in order; with `last`, only that many of the latest.
+pub fn messages(
+    tx: &Transaction<'_>,
+    conversation_id: &str,
+    last: Option<usize>,
+) -> Result<Vec<Message>, ServerError> {
+    let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let mut statement = tx.prepare_cached(
+        "SELECT seq, id, role, author, text, created_at, meta FROM messages
+         WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let mut rows = statement
+        .query_map(params![conversation_id, limit], |r| {
+            Ok(Message {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                role: r.get(2)?,
+                author: r.get(3)?,
+                text: r.get(4)?,
+                created_at: r.get(5)?,
+                meta: json_column(r.get(6)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Failed verifications of `scope` since `since` (unix seconds).
+pub fn failures_since(tx: &Transaction<'_>, scope: &str, since: i64) -> Result<i64, ServerError> {
+    Ok(tx.query_row(
+        "SELECT count(*) FROM verification_failures WHERE scope = ?1 AND at >= ?2",
+        params![scope, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// The oldest failure of `scope` since `since`, to tell when a lock-out ends.
+pub fn oldest_failure_since(
+    tx: &Transaction<'_>,
+    scope: &str,
+    since: i64,
+) -> Result<Option<i64>, ServerError> {
+    Ok(tx.query_row(
+        "SELECT min(at) FROM verification_failures WHERE scope = ?1 AND at >= ?2",
+        params![scope, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// Records a failed verification for each scope, and forgets failures older than `forget_before`.
+pub fn record_failure(
+    tx: &Transaction<'_>,
+    scopes: &[&str],
+    at: i64,
+    forget_before: i64,
+) -> Result<(), ServerError> {
+    for scope in scopes {
+        tx.execute(
+            "INSERT INTO verification_failures (scope, at) VALUES (?1, ?2)",
+            params![scope, at],
+        )?;
+    }
+    tx.execute(
+        "DELETE FROM verification_failures WHERE at < ?1",
+        params![forget_before],
+    )?;
+    Ok(())
+}
+
+/// Inserts or replaces a handoff.
+pub fn save_handoff(tx: &Transaction<'_>, h: &Handoff) -> Result<(), ServerError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO handoffs (id, shop_id, conversation_id, reason, intent, status,
+             assignee, packet, created_at, claimed_at, first_agent_reply_at, resolved_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            h.id,
+            h.shop_id,
+            h.conversation_id,
+            h.reason,
+            h.intent,
+            h.status,
+            h.assignee,
+            serde_json::to_string(&h.packet)?,
+            h.created_at,
+            h.claimed_at,
+            h.first_agent_reply_at,
+            h.resolved_at,
+            h.updated_at,
+        ],
+    )?;
+    Ok(())
+}
+
+const HANDOFF_COLUMNS: &str = "id, shop_id, conversation_id, reason, intent, status, assignee, packet,
+     created_at, claimed_at, first_agent_reply_at, resolved_at, updated_at";
+
+fn handoff_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Handoff> {
+    Ok(Handoff {
+        id: r.get(0)?,
+        shop_id: r.get(1)?,
+        conversation_id: r.get(2)?,
+        reason: r.get(3)?,
+        intent: r.get(4)?,
+        status: r.get(5)?,
+        assignee: r.get(6)?,
+        packet: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+        created_at: r.get(8)?,
+        claimed_at: r.get(9)?,
+        first_agent_reply_at: r.get(10)?,
+        resolved_at: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+pub fn handoff(tx: &Transaction<'_>, id: &str) -> Result<Option<Handoff>, ServerError> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {HANDOFF_COLUMNS} FROM handoffs WHERE id = ?1"),
+            params![id],
+            handoff_row,
+        )
+        .optional()?)
+}
+
+/// Handoffs oldest first, optionally of one status and one shop.
+pub fn handoffs(
+    tx: &Transaction<'_>,
+    status: Option<&str>,
+    shop: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Handoff>, ServerError> {
+    let mut statement = tx.prepare(&format!(
+        "SELECT {HANDOFF_COLUMNS} FROM handoffs
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR shop_id = ?2)
+         ORDER BY created_at, id LIMIT ?3"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(statement
+        .query_map(params![status, shop, limit], handoff_row)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Queues a lake row (written by the recorder).
+pub fn enqueue(tx: &Transaction<'_>, table: &str, row: &Value) -> Result<(), ServerError> {
+    tx.execute(
+        "INSERT INTO outbox (table_name, row) VALUES (?1, ?2)",
+        params![table, serde_json::to_string(row)?],
+    )?;
+    Ok(())
+}
+
+/// The oldest `limit` outbox entries.
+pub fn outbox(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>, ServerError> {
+    let mut statement =
+        tx.prepare_cached("SELECT seq, table_name, row FROM outbox ORDER BY seq LIMIT ?1")?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(params![limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(seq, table, row)| {
+            Ok(OutboxEntry {
+                seq,
+                table,
+                row: serde_json::from_str(&row)?,
+            })
+        })
+        .collect()
+}
+
+/// Forgets outbox entries up to and including `seq` (they are in the lake).
+pub fn outbox_done(tx: &Transaction<'_>, seq: i64) -> Result<(), ServerError> {
+    tx.execute("DELETE FROM outbox WHERE seq <= ?1", params![seq])?;
+    Ok(())
+}
+
+/// Entries waiting for the lake.
+pub fn outbox_len(tx: &Transaction<'_>) -> Result<i64, ServerError> {
+    Ok(tx.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+}
