@@ -110,7 +110,10 @@ async fn shopper(
             let question = &questions[dice.below(questions.len())];
             let started = Instant::now();
             let result = connection
-                .post("/v1/chat", &json!({"shop": shop, "conversation_id": conversation, "message": question}))
+                .post(
+                    "/v1/chat",
+                    &json!({"shop": shop, "conversation_id": conversation, "message": question}),
+                )
                 .await;
             let (status, body) = match result {
                 Ok(r) => r,
@@ -138,8 +141,14 @@ async fn shopper(
             if body["reply"]["needs_verification"] == true {
                 let (number, email) = &orders[dice.below(orders.len())];
                 let started = Instant::now();
-                let path = format!("/v1/conversations/{}/verify", conversation.as_deref().unwrap_or_default());
-                match connection.post(&path, &json!({"order_number": number, "email": email})).await {
+                let path = format!(
+                    "/v1/conversations/{}/verify",
+                    conversation.as_deref().unwrap_or_default()
+                );
+                match connection
+                    .post(&path, &json!({"order_number": number, "email": email}))
+                    .await
+                {
                     Ok((200, verified)) => {
                         if started >= measure_from {
                             tally.latencies.push(started.elapsed());
@@ -172,8 +181,13 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 fn read_questions() -> Vec<String> {
     let mut questions = Vec::new();
-    for set in ["intents-bitext-heldout.csv", "intents-store.csv", "out-of-scope.csv"] {
-        let mut reader = csv::Reader::from_path(format!("data/eval/{set}")).expect("evaluation set");
+    for set in [
+        "intents-bitext-heldout.csv",
+        "intents-store.csv",
+        "out-of-scope.csv",
+    ] {
+        let mut reader =
+            csv::Reader::from_path(format!("data/eval/{set}")).expect("evaluation set");
         for row in reader.records().map_while(Result::ok) {
             questions.push(row[0].to_string());
         }
@@ -186,7 +200,12 @@ fn read_orders(store: &str) -> Vec<(String, String)> {
         .expect("orders.jsonl")
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|o| Some((o["order_number"].as_i64()?.to_string(), o["email"].as_str()?.to_string())))
+        .filter_map(|o| {
+            Some((
+                o["order_number"].as_i64()?.to_string(),
+                o["email"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 

@@ -787,10 +787,17 @@ async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!("
-Serving the chat API on {url} (API document: {url}/openapi.json). Ctrl-C stops.");
+    println!(
+        "
+Serving the chat API on {url} (API document: {url}/openapi.json). Ctrl-C stops."
+    );
     if demo {
-        let shop = state.snapshot().shops.first().map(|s| s.id.clone()).unwrap_or_default();
+        let shop = state
+            .snapshot()
+            .shops
+            .first()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
         println!(
             "Try: curl -s {url}/v1/chat -H 'content-type: application/json' -d '{{\"shop\": \"{shop}\", \"message\": \"can I return sale items?\"}}'"
         );

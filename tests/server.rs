@@ -45,8 +45,16 @@ fn built() -> &'static Built {
             .args(["index", "build"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        Built { _dir: dir, lake, index }
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Built {
+            _dir: dir,
+            lake,
+            index,
+        }
     })
 }
 
@@ -111,7 +119,13 @@ impl Server {
             .spawn()
             .unwrap();
         let address = announced_address(&mut child);
-        Self { child, address, dir, lake, index }
+        Self {
+            child,
+            address,
+            dir,
+            lake,
+            index,
+        }
     }
 
     /// Stops gracefully (SIGTERM: in-flight requests finish, the outbox is flushed).
@@ -134,7 +148,12 @@ impl Server {
     }
 
     fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.request("POST", path, &[("content-type", "application/json")], body.to_string().as_bytes())
+        self.request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
@@ -147,7 +166,10 @@ impl Server {
         self.request(
             method,
             path,
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
             body.as_bytes(),
         )
     }
@@ -163,7 +185,9 @@ impl Server {
 
     fn raw(&self, request: &[u8]) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         stream.write_all(request).unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).unwrap();
@@ -173,11 +197,20 @@ impl Server {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no status line in {text:?}"));
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Value) {
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
             self.address,
@@ -208,7 +241,10 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(started.elapsed() < limit, "the server did not stop within {limit:?}");
+        assert!(
+            started.elapsed() < limit,
+            "the server did not stop within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -221,7 +257,11 @@ fn announced_address(child: &mut Child) -> String {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if !sent && let Some(rest) = line.split("on http://").nth(1) {
-                let address = rest.split_whitespace().next().unwrap_or_default().to_string();
+                let address = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let _ = tx.send(address);
                 sent = true;
             }
@@ -245,7 +285,9 @@ fn orders() -> Vec<Value> {
 }
 
 fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn long_date(t: DateTime<Utc>) -> String {
@@ -260,7 +302,9 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
         .find(|o| {
             o["cancelled_at"].is_null()
                 && o["fulfillments"].as_array().is_some_and(|f| {
-                    f.len() == 1 && f[0]["shipment_status"] == "in_transit" && f[0]["tracking_number"].is_string()
+                    f.len() == 1
+                        && f[0]["shipment_status"] == "in_transit"
+                        && f[0]["tracking_number"].is_string()
                 })
         })
         .expect("the demo store has an order in transit");
@@ -276,9 +320,15 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     assert_eq!(reply(&first)["needs_verification"], true, "{first}");
     assert_eq!(reply(&first)["automated"], true);
     for secret in [carrier, tracking, "on its way", "delivered", "shipped"] {
-        assert!(!text.contains(secret), "unverified reply reveals {secret:?}: {text}");
+        assert!(
+            !text.contains(secret),
+            "unverified reply reveals {secret:?}: {text}"
+        );
     }
-    assert!(reply(&first)["sources"].as_array().unwrap().is_empty(), "{first}");
+    assert!(
+        reply(&first)["sources"].as_array().unwrap().is_empty(),
+        "{first}"
+    );
 
     let (status, verified) = server.post(
         &format!("/v1/conversations/{conversation}/verify"),
@@ -287,7 +337,10 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["verified"], true, "{verified}");
     let answer = verified["reply"]["text"].as_str().unwrap();
-    assert!(answer.contains(carrier) && answer.contains(tracking), "{answer}");
+    assert!(
+        answer.contains(carrier) && answer.contains(tracking),
+        "{answer}"
+    );
     assert_eq!(verified["reply"]["intent"], "order_status");
     assert_eq!(
         verified["reply"]["sources"][0]["doc_key"],
@@ -306,12 +359,18 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     let (_, wrong) = verify(&number, "someone.else@example.net");
     let (_, unknown) = verify("999999", email);
     assert_eq!(wrong["verified"], false);
-    assert_eq!(wrong, unknown, "a wrong email and an unknown order get the same answer");
+    assert_eq!(
+        wrong, unknown,
+        "a wrong email and an unknown order get the same answer"
+    );
     for _ in 2..5 {
         assert_eq!(verify(&number, "nope@example.net").1["verified"], false);
     }
     let (status, refused) = verify(&number, email);
-    assert_eq!(status, 429, "the right email is refused during the cool-down: {refused}");
+    assert_eq!(
+        status, 429,
+        "the right email is refused during the cool-down: {refused}"
+    );
     assert_eq!(refused["error"]["code"], "verification_locked");
 }
 
@@ -323,7 +382,10 @@ fn a_return_question_applies_the_policy_window_to_the_real_delivery_date() {
         .find(|o| {
             o["cancelled_at"].is_null()
                 && o["line_items"].as_array().unwrap().len() == 1
-                && o["line_items"][0]["title"].as_str().unwrap().contains("Boot")
+                && o["line_items"][0]["title"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Boot")
                 && o["fulfillments"][0]["shipment_status"] == "delivered"
         })
         .expect("the demo store delivered boots");
@@ -338,7 +400,11 @@ fn a_return_question_applies_the_policy_window_to_the_real_delivery_date() {
         .find(|c| c["id"] == customer)
         .map(|c| c["tags"].as_str().unwrap_or_default().to_string())
         .unwrap_or_default();
-    let days = if tags.contains("gold") || tags.contains("platinum") { 60 } else { 30 };
+    let days = if tags.contains("gold") || tags.contains("platinum") {
+        60
+    } else {
+        30
+    };
     let deadline = delivered + chrono::Duration::days(days);
 
     let first = server.chat(None, "Can I return the boots I got?");
@@ -351,9 +417,19 @@ fn a_return_question_applies_the_policy_window_to_the_real_delivery_date() {
     let answer = verified["reply"]["text"].as_str().unwrap();
     assert_eq!(verified["reply"]["intent"], "return_exchange", "{verified}");
     assert!(answer.contains(&format!("{days} days")), "{answer}");
-    assert!(answer.contains(&long_date(delivered)), "delivery date in {answer}");
-    assert!(answer.contains(&long_date(deadline)), "deadline in {answer}");
-    let expected = if Utc::now() <= deadline { "you can return it until" } else { "closed on" };
+    assert!(
+        answer.contains(&long_date(delivered)),
+        "delivery date in {answer}"
+    );
+    assert!(
+        answer.contains(&long_date(deadline)),
+        "deadline in {answer}"
+    );
+    let expected = if Utc::now() <= deadline {
+        "you can return it until"
+    } else {
+        "closed on"
+    };
     assert!(answer.contains(expected), "{answer}");
     let sources: Vec<&str> = verified["reply"]["sources"]
         .as_array()
@@ -361,7 +437,10 @@ fn a_return_question_applies_the_policy_window_to_the_real_delivery_date() {
         .iter()
         .map(|s| s["doc_key"].as_str().unwrap())
         .collect();
-    assert!(sources.iter().any(|k| k.starts_with("policy:refund")), "{sources:?}");
+    assert!(
+        sources.iter().any(|k| k.starts_with("policy:refund")),
+        "{sources:?}"
+    );
 }
 
 #[test]
@@ -374,7 +453,8 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
     let message = format!("{customer}:{email}:{expires}");
     let token = {
         use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(STOREFRONT_SECRET.as_bytes()).unwrap();
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(STOREFRONT_SECRET.as_bytes()).unwrap();
         mac.update(message.as_bytes());
         format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
     };
@@ -383,7 +463,11 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
         &json!({"shop": SHOP, "message": "where is my order?", "customer_token": token}),
     );
     assert_eq!(status, 200, "{first}");
-    assert_eq!(reply(&first)["needs_verification"], false, "a signed-in shopper is verified: {first}");
+    assert_eq!(
+        reply(&first)["needs_verification"],
+        false,
+        "a signed-in shopper is verified: {first}"
+    );
     let conversation = first["conversation_id"].as_str().unwrap().to_string();
     let handed = server.chat(Some(&conversation), "I want to talk to a person");
     let handoff = &reply(&handed)["handoff"];
@@ -394,30 +478,92 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
     assert_eq!(status, 401, "the inbox needs the agent token");
     let (status, inbox) = server.agent("GET", "/v1/handoffs?status=open", None);
     assert_eq!(status, 200, "{inbox}");
-    let listed = inbox["handoffs"].as_array().unwrap().iter().find(|h| h["id"] == id).expect("listed");
+    let listed = inbox["handoffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == id)
+        .expect("listed");
     let packet = &listed["packet"];
-    assert_eq!(packet["verified_identity"]["customer_id"], customer, "{packet}");
+    assert_eq!(
+        packet["verified_identity"]["customer_id"], customer,
+        "{packet}"
+    );
     assert_eq!(packet["verified_identity"]["via"], "customer_token");
-    let history: Vec<&str> = packet["history"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert!(history.contains(&"where is my order?") && history.contains(&"I want to talk to a person"), "{history:?}");
-    assert!(history.len() >= 4, "both questions and both answers: {history:?}");
-    assert!(!packet["what_the_assistant_tried"].as_array().unwrap().is_empty(), "{packet}");
+    let history: Vec<&str> = packet["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        history.contains(&"where is my order?") && history.contains(&"I want to talk to a person"),
+        "{history:?}"
+    );
+    assert!(
+        history.len() >= 4,
+        "both questions and both answers: {history:?}"
+    );
+    assert!(
+        !packet["what_the_assistant_tried"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{packet}"
+    );
 
     // While a person has it, the assistant does not answer on its own.
     let waiting = server.chat(Some(&conversation), "hello?");
-    assert!(reply(&waiting)["text"].as_str().unwrap().contains("A person"), "{waiting}");
+    assert!(
+        reply(&waiting)["text"]
+            .as_str()
+            .unwrap()
+            .contains("A person"),
+        "{waiting}"
+    );
 
-    let (status, claimed) = server.agent("POST", &format!("/v1/handoffs/{id}/claim"), Some(&json!({"agent": "sam"})));
-    assert_eq!((status, claimed["status"].as_str()), (200, Some("claimed")), "{claimed}");
-    let (status, other) = server.agent("POST", &format!("/v1/handoffs/{id}/claim"), Some(&json!({"agent": "alex"})));
-    assert_eq!((status, other["error"]["code"].as_str()), (409, Some("already_claimed")));
-    let (status, _) = server.agent("POST", &format!("/v1/handoffs/{id}/reply"), Some(&json!({"text": "Hi, Sam here. Let me check."})));
+    let (status, claimed) = server.agent(
+        "POST",
+        &format!("/v1/handoffs/{id}/claim"),
+        Some(&json!({"agent": "sam"})),
+    );
+    assert_eq!(
+        (status, claimed["status"].as_str()),
+        (200, Some("claimed")),
+        "{claimed}"
+    );
+    let (status, other) = server.agent(
+        "POST",
+        &format!("/v1/handoffs/{id}/claim"),
+        Some(&json!({"agent": "alex"})),
+    );
+    assert_eq!(
+        (status, other["error"]["code"].as_str()),
+        (409, Some("already_claimed"))
+    );
+    let (status, _) = server.agent(
+        "POST",
+        &format!("/v1/handoffs/{id}/reply"),
+        Some(&json!({"text": "Hi, Sam here. Let me check."})),
+    );
     assert_eq!(status, 200);
     let (_, thread) = server.get(&format!("/v1/conversations/{conversation}"));
-    let last = thread["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["role"].as_str(), last["author"].as_str()), (Some("agent"), Some("sam")), "{thread}");
+    let last = thread["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["role"].as_str(), last["author"].as_str()),
+        (Some("agent"), Some("sam")),
+        "{thread}"
+    );
     let (status, resolved) = server.agent("POST", &format!("/v1/handoffs/{id}/resolve"), None);
-    assert_eq!((status, resolved["status"].as_str()), (200, Some("resolved")));
+    assert_eq!(
+        (status, resolved["status"].as_str()),
+        (200, Some("resolved"))
+    );
 }
 
 #[test]
@@ -426,14 +572,28 @@ fn an_unanswerable_question_says_so_and_is_reported_as_unanswered() {
     let question = "Do you sell replacement parts for Bosch dishwashers?";
     let body = server.chat(None, question);
     let text = reply(&body)["text"].as_str().unwrap();
-    assert!(text.contains("can't help") || text.contains("couldn't find") || text.contains("not sure"), "{body}");
-    assert!(reply(&body)["sources"].as_array().unwrap().is_empty(), "{body}");
+    assert!(
+        text.contains("can't help") || text.contains("couldn't find") || text.contains("not sure"),
+        "{body}"
+    );
+    assert!(
+        reply(&body)["sources"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
     let (_, lake, _) = server.stop();
     let report = ok(&lake, &["report", "unanswered-intents", "--format", "json"]);
-    assert!(report.contains(question), "the question is among the examples: {report}");
+    assert!(
+        report.contains(question),
+        "the question is among the examples: {report}"
+    );
     let turns = ok(
         &lake,
-        &["sql", "SELECT intent, abstained, abstain_reason FROM turns WHERE model_version LIKE 'all-MiniLM%'", "--format", "csv"],
+        &[
+            "sql",
+            "SELECT intent, abstained, abstain_reason FROM turns WHERE model_version LIKE 'all-MiniLM%'",
+            "--format",
+            "csv",
+        ],
     );
     assert!(turns.contains("true"), "{turns}");
 }
@@ -456,7 +616,11 @@ fn shops_are_isolated() {
         "/v1/chat",
         &json!({"shop": "summit-supply.myshopify.com", "conversation_id": conversation, "message": "where is my order?"}),
     );
-    assert_eq!((status, crossed["error"]["code"].as_str()), (404, Some("unknown_conversation")), "{crossed}");
+    assert_eq!(
+        (status, crossed["error"]["code"].as_str()),
+        (404, Some("unknown_conversation")),
+        "{crossed}"
+    );
     // Shop A's shopper, verified in A, is a stranger in B: same order number, their email is not B's.
     let (_, other) = server.post(
         "/v1/chat",
@@ -468,7 +632,10 @@ fn shops_are_isolated() {
         &format!("/v1/conversations/{other_conversation}/verify"),
         &json!({"order_number": number, "email": email}),
     );
-    assert_eq!(refused["verified"], false, "shop A's email does not open shop B's order: {refused}");
+    assert_eq!(
+        refused["verified"], false,
+        "shop A's email does not open shop B's order: {refused}"
+    );
 }
 
 #[test]
@@ -482,41 +649,132 @@ fn bad_input_gets_a_4xx_with_a_stable_code_and_never_a_5xx() {
         .into_bytes();
         request.extend_from_slice(body);
         let (status, body) = server.raw(&request);
-        let code = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string));
+        let code = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
         (status, code.unwrap_or(body))
     };
     let json = "application/json";
     let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
         (b"{not json".to_vec(), json, 400, "invalid_json"),
-        (br#"{"shop": 7, "message": "hi"}"#.to_vec(), json, 400, "invalid_field"),
+        (
+            br#"{"shop": 7, "message": "hi"}"#.to_vec(),
+            json,
+            400,
+            "invalid_field",
+        ),
         (br#"{"shop": "x"}"#.to_vec(), json, 400, "invalid_field"),
-        (br#"{"shop": "x", "message": "hi", "extra": 1}"#.to_vec(), json, 400, "invalid_field"),
-        (b"{\"shop\": \"x\", \"message\": \"\xff\xfe\"}".to_vec(), json, 400, "invalid_utf8"),
-        (format!(r#"{{"shop": "{SHOP}", "message": "   "}}"#).into_bytes(), json, 400, "empty_message"),
-        (format!(r#"{{"shop": "{SHOP}", "message": "{}"}}"#, "a".repeat(10_000)).into_bytes(), json, 400, "message_too_long"),
-        (br#"{"shop": "no-such-shop.myshopify.com", "message": "hi"}"#.to_vec(), json, 404, "unknown_shop"),
-        (format!(r#"{{"shop": "{SHOP}", "message": "hi", "conversation_id": "nope"}}"#).into_bytes(), json, 404, "unknown_conversation"),
-        (format!(r#"{{"shop": "{SHOP}", "message": "hi", "customer_token": "1:a@b.c:99:00"}}"#).into_bytes(), json, 401, "invalid_customer_token"),
-        (format!(r#"{{"shop": "{SHOP}", "message": "{}"}}"#, "a".repeat(70_000)).into_bytes(), json, 413, "body_too_large"),
-        (b"shop=x&message=hi".to_vec(), "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (
+            br#"{"shop": "x", "message": "hi", "extra": 1}"#.to_vec(),
+            json,
+            400,
+            "invalid_field",
+        ),
+        (
+            b"{\"shop\": \"x\", \"message\": \"\xff\xfe\"}".to_vec(),
+            json,
+            400,
+            "invalid_utf8",
+        ),
+        (
+            format!(r#"{{"shop": "{SHOP}", "message": "   "}}"#).into_bytes(),
+            json,
+            400,
+            "empty_message",
+        ),
+        (
+            format!(
+                r#"{{"shop": "{SHOP}", "message": "{}"}}"#,
+                "a".repeat(10_000)
+            )
+            .into_bytes(),
+            json,
+            400,
+            "message_too_long",
+        ),
+        (
+            br#"{"shop": "no-such-shop.myshopify.com", "message": "hi"}"#.to_vec(),
+            json,
+            404,
+            "unknown_shop",
+        ),
+        (
+            format!(r#"{{"shop": "{SHOP}", "message": "hi", "conversation_id": "nope"}}"#)
+                .into_bytes(),
+            json,
+            404,
+            "unknown_conversation",
+        ),
+        (
+            format!(r#"{{"shop": "{SHOP}", "message": "hi", "customer_token": "1:a@b.c:99:00"}}"#)
+                .into_bytes(),
+            json,
+            401,
+            "invalid_customer_token",
+        ),
+        (
+            format!(
+                r#"{{"shop": "{SHOP}", "message": "{}"}}"#,
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            json,
+            413,
+            "body_too_large",
+        ),
+        (
+            b"shop=x&message=hi".to_vec(),
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+        ),
     ];
     for (body, content_type, status, code) in cases {
         let got = chat(&body, content_type);
-        assert_eq!(got, (status, code.to_string()), "{}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+        assert_eq!(
+            got,
+            (status, code.to_string()),
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
     }
     let (status, body) = server.get("/v1/chat");
-    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let (status, body) = server.get("/v1/nothing-here");
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
-    let conversation = server.chat(None, "what payment methods do you accept?")["conversation_id"].as_str().unwrap().to_string();
-    let (status, body) = server.post(&format!("/v1/conversations/{conversation}/csat"), &json!({"score": 9}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_score")));
-    let (status, body) = server.post(&format!("/v1/conversations/{conversation}/verify"), &json!({"order_number": "", "email": ""}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_field")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let conversation = server.chat(None, "what payment methods do you accept?")["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = server.post(
+        &format!("/v1/conversations/{conversation}/csat"),
+        &json!({"score": 9}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_score"))
+    );
+    let (status, body) = server.post(
+        &format!("/v1/conversations/{conversation}/verify"),
+        &json!({"order_number": "", "email": ""}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_field"))
+    );
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200, "the server survived all of it");
     let (_, metrics) = server.get("/metrics");
-    assert!(!metrics.as_str().unwrap().contains("status=\"5"), "no 5xx: {metrics}");
+    assert!(
+        !metrics.as_str().unwrap().contains("status=\"5"),
+        "no 5xx: {metrics}"
+    );
 }
 
 #[test]
@@ -533,19 +791,52 @@ fn a_crash_loses_no_state_and_every_turn_reaches_the_lake() {
     assert_eq!(verified["verified"], true);
     let (dir, lake, index) = server.crash();
     let server = Server::start_in(dir, lake, index);
-    let again = server.chat(Some(&conversation), &format!("and what's the status of #{number} now?"));
-    assert_eq!(reply(&again)["needs_verification"], false, "still verified after the crash: {again}");
+    let again = server.chat(
+        Some(&conversation),
+        &format!("and what's the status of #{number} now?"),
+    );
+    assert_eq!(
+        reply(&again)["needs_verification"],
+        false,
+        "still verified after the crash: {again}"
+    );
     assert_eq!(reply(&again)["intent"], "order_status", "{again}");
-    let (status, _) = server.post(&format!("/v1/conversations/{conversation}/csat"), &json!({"score": 5}));
+    let (status, _) = server.post(
+        &format!("/v1/conversations/{conversation}/csat"),
+        &json!({"score": 5}),
+    );
     assert_eq!(status, 200);
     let (_, lake, _) = server.stop();
-    let count = |sql: &str| ok(&lake, &["sql", sql, "--format", "csv"]).lines().nth(1).unwrap().to_string();
+    let count = |sql: &str| {
+        ok(&lake, &["sql", sql, "--format", "csv"])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
     // Two questions; the request to verify, the answer on verifying, the answer after the restart.
-    assert_eq!(count(&format!("SELECT count(*) FROM messages WHERE conversation_id = '{conversation}'")), "5");
-    assert_eq!(count(&format!("SELECT count(*) FROM turns WHERE conversation_id = '{conversation}'")), "3");
-    assert_eq!(count(&format!("SELECT score FROM csat WHERE conversation_id = '{conversation}'")), "5");
     assert_eq!(
-        count(&format!("SELECT customer_id FROM conversations WHERE id = '{conversation}'")),
+        count(&format!(
+            "SELECT count(*) FROM messages WHERE conversation_id = '{conversation}'"
+        )),
+        "5"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM turns WHERE conversation_id = '{conversation}'"
+        )),
+        "3"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT score FROM csat WHERE conversation_id = '{conversation}'"
+        )),
+        "5"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT customer_id FROM conversations WHERE id = '{conversation}'"
+        )),
         order["customer"]["id"].to_string()
     );
 }
@@ -559,7 +850,11 @@ fn health_readiness_metrics_and_the_api_document() {
     let unready = Server::start_in(dir.join("a"), lake.clone(), empty_index);
     assert_eq!(unready.get("/healthz").0, 200);
     let (status, body) = unready.get("/readyz");
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("not_ready")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("not_ready")),
+        "{body}"
+    );
     drop(unready);
 
     let server = Server::start_in(dir.join("b"), lake, built().index.clone());
@@ -578,8 +873,16 @@ fn health_readiness_metrics_and_the_api_document() {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
     let (_, doc) = server.get("/openapi.json");
-    for (path, method) in [("/v1/chat", "post"), ("/v1/conversations/{id}/verify", "post"), ("/v1/handoffs", "get"), ("/v1/handoffs/{id}/claim", "post")] {
-        assert!(doc["paths"][path][method].is_object(), "{path} {method} documented");
+    for (path, method) in [
+        ("/v1/chat", "post"),
+        ("/v1/conversations/{id}/verify", "post"),
+        ("/v1/handoffs", "get"),
+        ("/v1/handoffs/{id}/claim", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{path} {method} documented"
+        );
     }
 }
 
@@ -608,15 +911,42 @@ fn the_demo_ingests_builds_the_index_answers_and_serves_until_stopped() {
             }
         }
     });
-    let out = rx.recv_timeout(Duration::from_secs(600)).expect("the demo starts serving");
+    let out = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the demo starts serving");
     assert!(out.contains("Ingesting the demo store"), "{out}");
     assert!(out.contains("switched to gen-000001"), "{out}");
-    let search = out.split("supportlake search").nth(1).expect("the demo searches");
-    assert!(search.lines().nth(1).unwrap().contains("policy:refund"), "{out}");
+    let search = out
+        .split("supportlake search")
+        .nth(1)
+        .expect("the demo searches");
+    assert!(
+        search.lines().nth(1).unwrap().contains("policy:refund"),
+        "{out}"
+    );
     assert!(out.contains(r#""order_numbers":["1001"]"#), "{out}");
-    let address = out.split("on http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let server = Server { child, address, dir: dir.path().into(), lake: dir.path().join("lake"), index: dir.path().join("index") };
+    let address = out
+        .split("on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let server = Server {
+        child,
+        address,
+        dir: dir.path().into(),
+        lake: dir.path().join("lake"),
+        index: dir.path().join("index"),
+    };
     let body = server.chat(None, "can I return sale items?");
-    assert_eq!(reply(&body)["sources"][0]["doc_key"].as_str().map(|k| k.starts_with("policy:refund")), Some(true), "{body}");
+    assert_eq!(
+        reply(&body)["sources"][0]["doc_key"]
+            .as_str()
+            .map(|k| k.starts_with("policy:refund")),
+        Some(true),
+        "{body}"
+    );
     server.stop();
 }

@@ -231,7 +231,9 @@ pub fn answer(ctx: &Context<'_>, message: &str, understood: &Understanding) -> A
         };
         let mut handoff = Answer::handoff(
             "sensitive_intent",
-            format!("{opener}This is something a person on our team should handle, so I've passed it on with our conversation; they'll reply here."),
+            format!(
+                "{opener}This is something a person on our team should handle, so I've passed it on with our conversation; they'll reply here."
+            ),
         );
         handoff.order = ctx.identity.and_then(|i| i.order_id);
         return handoff;
@@ -243,7 +245,10 @@ pub fn answer(ctx: &Context<'_>, message: &str, understood: &Understanding) -> A
                 let general = knowledge_answer(ctx, message, understood, &[]);
                 if general.kind == Kind::Knowledge {
                     return Answer {
-                        text: format!("{} To check your own order, I need to verify you. {ASK}", general.text),
+                        text: format!(
+                            "{} To check your own order, I need to verify you. {ASK}",
+                            general.text
+                        ),
                         needs_verification: true,
                         ..general
                     };
@@ -324,7 +329,11 @@ fn order_answer(
         }
     };
     answer.order = Some(order.id);
-    if answer.sources.iter().all(|s| !s.doc_key.starts_with("order:")) {
+    if answer
+        .sources
+        .iter()
+        .all(|s| !s.doc_key.starts_with("order:"))
+    {
         answer.sources.insert(
             0,
             Source {
@@ -382,7 +391,10 @@ fn order_in_question<'a>(
 }
 
 fn day(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "an unknown date".into(), |t| t.format("%B %-d, %Y").to_string())
+    at.map_or_else(
+        || "an unknown date".into(),
+        |t| t.format("%B %-d, %Y").to_string(),
+    )
 }
 
 fn money(amount: f64, currency: Option<&str>) -> String {
@@ -424,9 +436,10 @@ pub fn order_status(order: &Order, now: DateTime<Utc>) -> String {
         let money_back = if let Some(refund) = order.refunds.first() {
             format!(
                 " A refund of {} was issued on {}.",
-                refund
-                    .amount
-                    .map_or_else(|| "the full amount".into(), |a| money(a, refund.currency.as_deref())),
+                refund.amount.map_or_else(
+                    || "the full amount".into(),
+                    |a| money(a, refund.currency.as_deref())
+                ),
                 day(refund.processed_at)
             )
         } else if order.financial_status.as_deref() == Some("voided") {
@@ -458,17 +471,25 @@ pub fn order_status(order: &Order, now: DateTime<Utc>) -> String {
             format!("Order {} ({items})", order.name)
         };
         let state = match f.shipment_status.as_deref() {
-            Some("delivered") => format!("was delivered on {}", day(f.delivered_at.or(f.estimated_delivery_at))),
+            Some("delivered") => format!(
+                "was delivered on {}",
+                day(f.delivered_at.or(f.estimated_delivery_at))
+            ),
             Some("out_for_delivery") => format!("is out for delivery with {carrier} today"),
             Some("in_transit") | Some("confirmed") => match f.estimated_delivery_at {
                 Some(eta) if eta < now => format!(
                     "is on its way with {carrier} but running late: it was expected by {}",
                     day(Some(eta))
                 ),
-                Some(eta) => format!("is on its way with {carrier}, expected by {}", day(Some(eta))),
+                Some(eta) => format!(
+                    "is on its way with {carrier}, expected by {}",
+                    day(Some(eta))
+                ),
                 None => format!("is on its way with {carrier}"),
             },
-            Some("attempted_delivery") => format!("could not be delivered by {carrier} on the first attempt"),
+            Some("attempted_delivery") => {
+                format!("could not be delivered by {carrier} on the first attempt")
+            }
             Some("failure") => format!("could not be delivered by {carrier}; we'll be in touch"),
             _ => format!("is packed and waiting for {carrier} to pick it up"),
         };
@@ -492,7 +513,12 @@ pub fn order_status(order: &Order, now: DateTime<Utc>) -> String {
         .filter(|l| !shipped.contains(&l.id))
         .map(|l| l.title.clone())
         .collect();
-    if !waiting.is_empty() && order.fulfillments.iter().all(|f| !f.line_item_ids.is_empty()) {
+    if !waiting.is_empty()
+        && order
+            .fulfillments
+            .iter()
+            .all(|f| !f.line_item_ids.is_empty())
+    {
         parts.push(format!(
             "{} hasn't shipped yet; you'll get a separate email when it does.",
             join_items(&waiting)
@@ -537,10 +563,10 @@ fn refund_status(order: &Order) -> String {
 
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[a-z]{3,}").expect("valid regex"));
 const STOP_WORDS: &[&str] = &[
-    "the", "and", "for", "you", "your", "can", "got", "get", "with", "this", "that", "what",
-    "how", "does", "did", "are", "was", "were", "have", "has", "had", "from", "bought",
-    "order", "return", "exchange", "refund", "item", "items", "want", "would", "like", "please",
-    "send", "back", "them", "they", "these", "those", "mine", "just", "still", "about", "there",
+    "the", "and", "for", "you", "your", "can", "got", "get", "with", "this", "that", "what", "how",
+    "does", "did", "are", "was", "were", "have", "has", "had", "from", "bought", "order", "return",
+    "exchange", "refund", "item", "items", "want", "would", "like", "please", "send", "back",
+    "them", "they", "these", "those", "mine", "just", "still", "about", "there",
 ];
 
 /// The meaningful words of a text, singular ("boots" and "boot" both give "boot").
@@ -548,15 +574,20 @@ fn words(text: &str) -> BTreeSet<String> {
     WORD.find_iter(&text.to_lowercase())
         .map(|m| m.as_str())
         .filter(|w| !STOP_WORDS.contains(w))
-        .map(|w| w.strip_suffix('s').filter(|s| s.len() >= 3).unwrap_or(w).to_string())
+        .map(|w| {
+            w.strip_suffix('s')
+                .filter(|s| s.len() >= 3)
+                .unwrap_or(w)
+                .to_string()
+        })
         .collect()
 }
 
 /// Whether a return applies to the order's items, computed from the policy's window and
 /// the real delivery date of each item's shipment.
 fn return_answer(ctx: &Context<'_>, identity: &Identity, order: &Order, message: &str) -> Answer {
-    let policy = (ctx.passage)("policy:refund#return-window")
-        .or_else(|| (ctx.passage)("policy:refund"));
+    let policy =
+        (ctx.passage)("policy:refund#return-window").or_else(|| (ctx.passage)("policy:refund"));
     let Some(window) = ctx.snapshot.return_window(ctx.shop) else {
         let mut answer = Answer::abstain(
             "missing_data",
@@ -633,9 +664,7 @@ fn return_answer(ctx: &Context<'_>, identity: &Identity, order: &Order, message:
         });
     }
     if footwear {
-        parts.push(
-            "Footwear can only be returned unworn outdoors, in its original box.".into(),
-        );
+        parts.push("Footwear can only be returned unworn outdoors, in its original box.".into());
     } else {
         parts.push("Items need to be unworn, with their tags attached.".into());
     }
@@ -656,10 +685,12 @@ fn return_answer(ctx: &Context<'_>, identity: &Identity, order: &Order, message:
 }
 
 fn is_footwear(product: &Product) -> bool {
-    let kind = product.product_type.as_deref().unwrap_or_default().to_lowercase();
-    kind.contains("boot")
-        || kind.contains("shoe")
-        || product.tags.iter().any(|t| t == "footwear")
+    let kind = product
+        .product_type
+        .as_deref()
+        .unwrap_or_default()
+        .to_lowercase();
+    kind.contains("boot") || kind.contains("shoe") || product.tags.iter().any(|t| t == "footwear")
 }
 
 fn capitalise(word: &str) -> String {
@@ -701,7 +732,7 @@ fn change_answer(order: &Order, intent: &str) -> Answer {
     )
 }
 
-fn best_product_hit<'h>(understood: &'h Understanding) -> Option<&'h Hit> {
+fn best_product_hit(understood: &Understanding) -> Option<&Hit> {
     understood
         .hits
         .iter()
@@ -765,7 +796,13 @@ fn stock_answer(ctx: &Context<'_>, message: &str, understood: &Understanding) ->
         format!(
             "The {} doesn't come{size_note}. It comes in: {}.",
             product.title,
-            list_some(&product.variants.iter().map(|v| v.title.clone()).collect::<Vec<_>>())
+            list_some(
+                &product
+                    .variants
+                    .iter()
+                    .map(|v| v.title.clone())
+                    .collect::<Vec<_>>()
+            )
         )
     } else if in_stock.is_empty() {
         format!(
@@ -773,7 +810,11 @@ fn stock_answer(ctx: &Context<'_>, message: &str, understood: &Understanding) ->
             product.title
         )
     } else if sold_out.is_empty() {
-        format!("Yes, the {}{size_note} is in stock: {}.", product.title, list_some(&in_stock))
+        format!(
+            "Yes, the {}{size_note} is in stock: {}.",
+            product.title,
+            list_some(&in_stock)
+        )
     } else {
         format!(
             "The {}{size_note} is in stock in {}. Sold out: {}.",
@@ -783,7 +824,9 @@ fn stock_answer(ctx: &Context<'_>, message: &str, understood: &Understanding) ->
         )
     };
     let mut answer = Answer::new(Kind::Stock, text);
-    answer.sources.push(product_source(ctx, product, understood));
+    answer
+        .sources
+        .push(product_source(ctx, product, understood));
     answer.products.push(product.handle.clone());
     answer
 }
@@ -793,7 +836,11 @@ fn list_some(items: &[String]) -> String {
     if items.len() <= SHOWN {
         items.join(", ")
     } else {
-        format!("{} and {} more", items[..SHOWN].join(", "), items.len() - SHOWN)
+        format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        )
     }
 }
 
@@ -822,7 +869,11 @@ fn product_answer(ctx: &Context<'_>, message: &str, understood: &Understanding) 
     let Some(passage) = (ctx.passage)(&format!("product:{}", product.handle)) else {
         return knowledge_answer(ctx, message, understood, &[]);
     };
-    let text = format!("{}: {}", product.title, best_sentences(&passage.text, message, 2));
+    let text = format!(
+        "{}: {}",
+        product.title,
+        best_sentences(&passage.text, message, 2)
+    );
     let mut answer = Answer::new(Kind::ProductFacts, text);
     answer.sources.push(passage.source);
     answer.products.push(product.handle.clone());

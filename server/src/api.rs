@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +47,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         if !json_type {
             return Err(AppError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -53,17 +59,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body is larger than {BODY_LIMIT} bytes"),
-                )
-            } else {
-                AppError::bad_request("unreadable_body", rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the body is larger than {BODY_LIMIT} bytes"),
+                    )
+                } else {
+                    AppError::bad_request("unreadable_body", rejection.body_text())
+                }
+            })?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| AppError::bad_request("invalid_utf8", "the body is not valid UTF-8"))?;
         serde_json::from_str(text).map(ApiJson).map_err(|e| {
@@ -228,13 +236,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/chat",
         summary: "Send a shopper message; get an automated, sourced reply (or a verification request, or a handoff).",
         agent: false,
-        request: Some(|| json!({"type": "object", "required": ["shop", "message"], "additionalProperties": false, "properties": {
+        request: Some(|| {
+            json!({"type": "object", "required": ["shop", "message"], "additionalProperties": false, "properties": {
             "shop": {"type": "string", "description": "shop id, domain or myshopify domain"},
             "conversation_id": {"type": ["string", "null"], "description": "omit to start a conversation"},
             "message": {"type": "string", "minLength": 1, "maxLength": MESSAGE_LIMIT},
-            "customer_token": {"type": ["string", "null"], "description": "customer_id:email:expires:hex(HMAC-SHA256(secret, customer_id:email:expires))"}}})),
-        response: || json!({"type": "object", "required": ["conversation_id", "reply"], "properties": {
-            "conversation_id": {"type": "string"}, "reply": reply_schema()}}),
+            "customer_token": {"type": ["string", "null"], "description": "customer_id:email:expires:hex(HMAC-SHA256(secret, customer_id:email:expires))"}}})
+        }),
+        response: || {
+            json!({"type": "object", "required": ["conversation_id", "reply"], "properties": {
+            "conversation_id": {"type": "string"}, "reply": reply_schema()}})
+        },
         handler: || post(chat),
     },
     Endpoint {
@@ -243,8 +255,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "The conversation's messages (for the chat widget to show agent replies).",
         agent: false,
         request: None,
-        response: || json!({"type": "object", "properties": {"conversation_id": {"type": "string"}, "status": {"type": "string"},
-            "messages": {"type": "array", "items": {"type": "object"}}}}),
+        response: || {
+            json!({"type": "object", "properties": {"conversation_id": {"type": "string"}, "status": {"type": "string"},
+            "messages": {"type": "array", "items": {"type": "object"}}}})
+        },
         handler: || get(conversation_messages),
     },
     Endpoint {
@@ -252,10 +266,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/conversations/{id}/verify",
         summary: "Verify with order number and email. One generic failure; attempts limited per conversation and client address (429 verification_locked). Answers a waiting question on success.",
         agent: false,
-        request: Some(|| json!({"type": "object", "required": ["order_number", "email"], "additionalProperties": false,
-            "properties": {"order_number": {"type": "string"}, "email": {"type": "string"}}})),
-        response: || json!({"type": "object", "required": ["verified"], "properties": {"verified": {"type": "boolean"},
-            "message": {"type": "string"}, "reply": reply_schema()}}),
+        request: Some(|| {
+            json!({"type": "object", "required": ["order_number", "email"], "additionalProperties": false,
+            "properties": {"order_number": {"type": "string"}, "email": {"type": "string"}}})
+        }),
+        response: || {
+            json!({"type": "object", "required": ["verified"], "properties": {"verified": {"type": "boolean"},
+            "message": {"type": "string"}, "reply": reply_schema()}})
+        },
         handler: || post(verify),
     },
     Endpoint {
@@ -263,7 +281,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/conversations/{id}/feedback",
         summary: "Was the latest automated answer helpful?",
         agent: false,
-        request: Some(|| json!({"type": "object", "required": ["helpful"], "properties": {"helpful": {"type": "boolean"}}})),
+        request: Some(
+            || json!({"type": "object", "required": ["helpful"], "properties": {"helpful": {"type": "boolean"}}}),
+        ),
         response: || json!({"type": "object", "properties": {"recorded": {"type": "boolean"}}}),
         handler: || post(feedback),
     },
@@ -272,7 +292,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/conversations/{id}/csat",
         summary: "The shopper's satisfaction score, 1 to 5.",
         agent: false,
-        request: Some(|| json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]}}})),
+        request: Some(
+            || json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]}}}),
+        ),
         response: || json!({"type": "object", "properties": {"recorded": {"type": "boolean"}}}),
         handler: || post(csat),
     },
@@ -308,7 +330,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/handoffs/{id}/claim",
         summary: "An agent takes the handoff (409 already_claimed when another has).",
         agent: true,
-        request: Some(|| json!({"type": "object", "required": ["agent"], "properties": {"agent": {"type": "string"}}})),
+        request: Some(
+            || json!({"type": "object", "required": ["agent"], "properties": {"agent": {"type": "string"}}}),
+        ),
         response: handoff_schema,
         handler: || post(claim_handoff),
     },
@@ -317,7 +341,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/v1/handoffs/{id}/reply",
         summary: "The agent's reply, recorded as a message with role agent.",
         agent: true,
-        request: Some(|| json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}})),
+        request: Some(
+            || json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}),
+        ),
         response: handoff_schema,
         handler: || post(reply_handoff),
     },
@@ -382,7 +408,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route(
             e.path,
             handler.fallback(|| async {
-                AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+                AppError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this route does not take that method",
+                )
             }),
         );
     }
@@ -402,9 +432,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
-    state
-        .metrics()
-        .request(&method, &route, response.status().as_u16(), started.elapsed());
+    state.metrics().request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -424,7 +457,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> 
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
-    let outbox = state.store().transaction(|tx| store::outbox_len(tx))?;
+    let outbox = state.store().transaction(store::outbox_len)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(outbox),
@@ -439,7 +472,10 @@ async fn openapi_json() -> Json<Value> {
 // -- chat -----------------------------------------------------------------------------------
 
 fn unknown_shop(shop: &str) -> AppError {
-    AppError::not_found("unknown_shop", format!("this server does not answer for shop {shop:?}"))
+    AppError::not_found(
+        "unknown_shop",
+        format!("this server does not answer for shop {shop:?}"),
+    )
 }
 
 fn token_error(error: TokenError) -> AppError {
@@ -459,7 +495,10 @@ fn token_error(error: TokenError) -> AppError {
 fn checked_message(message: &str) -> Result<String, AppError> {
     let trimmed = message.trim();
     if trimmed.is_empty() {
-        return Err(AppError::bad_request("empty_message", "the message is empty"));
+        return Err(AppError::bad_request(
+            "empty_message",
+            "the message is empty",
+        ));
     }
     let length = trimmed.chars().count();
     if length > MESSAGE_LIMIT {
@@ -555,10 +594,8 @@ enum Verification {
     Locked(u64),
 }
 
-const VERIFY_FAILED: &str =
-    "We couldn't verify those details. Please check the order number and the email used at checkout, and try again.";
-const VERIFY_LOCKED: &str =
-    "Too many attempts to verify. For your security, please wait a few minutes before trying again, or ask for a person.";
+const VERIFY_FAILED: &str = "We couldn't verify those details. Please check the order number and the email used at checkout, and try again.";
+const VERIFY_LOCKED: &str = "Too many attempts to verify. For your security, please wait a few minutes before trying again, or ask for a person.";
 
 impl Turn<'_> {
     /// Records the shopper's message, answers it and records the answer.
@@ -579,7 +616,11 @@ impl Turn<'_> {
             self.now,
             None,
         )?;
-        store::enqueue(tx, "messages", &record::message_row(&conversation.shop_id, conversation, &shopper))?;
+        store::enqueue(
+            tx,
+            "messages",
+            &record::message_row(&conversation.shop_id, conversation, &shopper),
+        )?;
         if conversation.status == "handed_off" {
             // A person has the conversation: the message waits for them.
             conversation.updated_at = self.now;
@@ -605,7 +646,16 @@ impl Turn<'_> {
                 understood.entities.emails.first().cloned(),
             )
         {
-            match attempt_verification(self.state, self.snapshot, tx, conversation, &number, &email, client, self.now)? {
+            match attempt_verification(
+                self.state,
+                self.snapshot,
+                tx,
+                conversation,
+                &number,
+                &email,
+                client,
+                self.now,
+            )? {
                 Verification::Verified => {
                     if let Some(pending) = conversation.pending.take() {
                         understood = self.restore(&pending, understood);
@@ -651,7 +701,12 @@ impl Turn<'_> {
         }
     }
 
-    fn compose(&self, conversation: &Conversation, message: &str, understood: &Understanding) -> Answer {
+    fn compose(
+        &self,
+        conversation: &Conversation,
+        message: &str,
+        understood: &Understanding,
+    ) -> Answer {
         let passage = |key: &str| self.index.passage(key);
         let ctx = Context {
             shop: &conversation.shop_id,
@@ -673,7 +728,11 @@ impl Turn<'_> {
     ) -> Result<Reply, AppError> {
         let low = answer.abstained()
             || (understood.confidence < CONFIDENCE_FLOOR && answer.kind != Kind::Handoff);
-        conversation.low_confidence_streak = if low { conversation.low_confidence_streak + 1 } else { 0 };
+        conversation.low_confidence_streak = if low {
+            conversation.low_confidence_streak + 1
+        } else {
+            0
+        };
         if low && conversation.low_confidence_streak >= 2 && answer.handoff_reason.is_none() {
             // Two turns in a row without a good answer: a person takes over.
             answer.handoff_reason = Some(if answer.abstain_reason == Some("missing_data") {
@@ -682,11 +741,15 @@ impl Turn<'_> {
                 "low_confidence"
             });
             answer.kind = Kind::Handoff;
-            answer.text.push_str(" I'm connecting you with a person who can help; they'll reply here.");
+            answer
+                .text
+                .push_str(" I'm connecting you with a person who can help; they'll reply here.");
         } else if answer.abstain_reason == Some("missing_data") && answer.handoff_reason.is_none() {
             // The records cannot answer it: a person can look further.
             answer.handoff_reason = Some("missing_data");
-            answer.text.push_str(" I've asked a person on our team to look into it; they'll reply here.");
+            answer
+                .text
+                .push_str(" I've asked a person on our team to look into it; they'll reply here.");
         }
         if conversation.primary_intent.is_none() && understood.intent != "out_of_scope" {
             conversation.primary_intent = Some(understood.intent.clone());
@@ -699,7 +762,15 @@ impl Turn<'_> {
             "abstain_reason": answer.abstain_reason,
             "sources": answer.sources.iter().map(|s| &s.doc_key).collect::<Vec<_>>(),
         });
-        let ai = store::append_message(tx, &conversation.id, "ai", None, &answer.text, self.now, Some(meta))?;
+        let ai = store::append_message(
+            tx,
+            &conversation.id,
+            "ai",
+            None,
+            &answer.text,
+            self.now,
+            Some(meta),
+        )?;
         let handoff = match answer.handoff_reason {
             Some(reason) => Some(self.hand_off(tx, conversation, understood, &answer, reason)?),
             None => None,
@@ -725,12 +796,20 @@ impl Turn<'_> {
             "updated_at": ai.created_at,
             "month": ai.created_at.get(..7),
         });
-        store::enqueue(tx, "messages", &record::message_row(&conversation.shop_id, conversation, &ai))?;
+        store::enqueue(
+            tx,
+            "messages",
+            &record::message_row(&conversation.shop_id, conversation, &ai),
+        )?;
         store::enqueue(tx, "turns", &turn_row)?;
         conversation.last_turn = Some(turn_row);
         conversation.updated_at = self.now;
         self.save(tx, conversation)?;
-        self.state.metrics().answer(&understood.intent, answer.abstain_reason, answer.handoff_reason);
+        self.state.metrics().answer(
+            &understood.intent,
+            answer.abstain_reason,
+            answer.handoff_reason,
+        );
         Ok(Reply {
             text: answer.text,
             automated: true,
@@ -799,7 +878,11 @@ impl Turn<'_> {
         })
     }
 
-    fn save(&self, tx: &rusqlite::Transaction<'_>, conversation: &Conversation) -> Result<(), ServerError> {
+    fn save(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        conversation: &Conversation,
+    ) -> Result<(), ServerError> {
         save_conversation(tx, conversation, None)
     }
 }
@@ -825,7 +908,11 @@ fn save_conversation(
 ) -> Result<(), ServerError> {
     store::save_conversation(tx, conversation)?;
     let ended = store::timestamp(conversation.updated_at);
-    store::enqueue(tx, "conversations", &record::conversation_row(conversation, &ended, assignee))
+    store::enqueue(
+        tx,
+        "conversations",
+        &record::conversation_row(conversation, &ended, assignee),
+    )
 }
 
 /// Checks order number + email under the attempt limits, and on success stores the identity.
@@ -853,18 +940,19 @@ fn attempt_verification(
             return Ok(Verification::Locked(u64::try_from(wait).unwrap_or(1)));
         }
     }
-    match identity::verify_order(snapshot, &state.settings().pii_hash_key, &conversation.shop_id, order_number, email) {
+    match identity::verify_order(
+        snapshot,
+        &state.settings().pii_hash_key,
+        &conversation.shop_id,
+        order_number,
+        email,
+    ) {
         Some(identity) => {
             conversation.identity = Some(identity);
             Ok(Verification::Verified)
         }
         None => {
-            store::record_failure(
-                tx,
-                &[&by_conversation, &by_address],
-                now.timestamp(),
-                since,
-            )?;
+            store::record_failure(tx, &[&by_conversation, &by_address], now.timestamp(), since)?;
             Ok(Verification::Failed)
         }
     }
@@ -903,15 +991,31 @@ async fn verify(
 ) -> Result<Json<Value>, AppError> {
     let started = Instant::now();
     if request.order_number.trim().is_empty() || request.email.trim().is_empty() {
-        return Err(AppError::bad_request("missing_field", "order_number and email are both required"));
+        return Err(AppError::bad_request(
+            "missing_field",
+            "order_number and email are both required",
+        ));
     }
     let snapshot = state.snapshot();
     let index = state.index()?;
     let now = Utc::now();
     state.store().transaction(|tx| {
         let mut conversation = existing(tx, &id)?;
-        match attempt_verification(&state, &snapshot, tx, &mut conversation, &request.order_number, request.email.trim(), client, now)? {
-            Verification::Locked(wait) => Err(AppError::too_many("verification_locked", VERIFY_LOCKED, wait)),
+        match attempt_verification(
+            &state,
+            &snapshot,
+            tx,
+            &mut conversation,
+            &request.order_number,
+            request.email.trim(),
+            client,
+            now,
+        )? {
+            Verification::Locked(wait) => Err(AppError::too_many(
+                "verification_locked",
+                VERIFY_LOCKED,
+                wait,
+            )),
             Verification::Failed => {
                 save_conversation(tx, &conversation, None)?;
                 Ok(Json(json!({"verified": false, "message": VERIFY_FAILED})))
@@ -922,14 +1026,23 @@ async fn verify(
                     save_conversation(tx, &conversation, None)?;
                     return Ok(Json(json!({"verified": true})));
                 };
-                let turn = Turn { state: &state, snapshot: &snapshot, index: &index, now, started };
-                let understood = turn.restore(&pending, Understanding {
-                    intent: String::new(),
-                    confidence: 0.0,
-                    decided_by: "pending",
-                    entities: Default::default(),
-                    hits: Vec::new(),
-                });
+                let turn = Turn {
+                    state: &state,
+                    snapshot: &snapshot,
+                    index: &index,
+                    now,
+                    started,
+                };
+                let understood = turn.restore(
+                    &pending,
+                    Understanding {
+                        intent: String::new(),
+                        confidence: 0.0,
+                        decided_by: "pending",
+                        entities: Default::default(),
+                        hits: Vec::new(),
+                    },
+                );
                 let answer = turn.compose(&conversation, &pending.message, &understood);
                 let reply = turn.finish(tx, &mut conversation, &understood, answer)?;
                 Ok(Json(json!({"verified": true, "reply": reply})))
@@ -947,7 +1060,10 @@ async fn feedback(
     state.store().transaction(|tx| {
         let mut conversation = existing(tx, &id)?;
         let Some(mut turn) = conversation.last_turn.take() else {
-            return Err(AppError::conflict("no_answer_yet", "the conversation has no automated answer to rate"));
+            return Err(AppError::conflict(
+                "no_answer_yet",
+                "the conversation has no automated answer to rate",
+            ));
         };
         turn["helpful"] = json!(request.helpful);
         turn["updated_at"] = json!(now);
@@ -964,25 +1080,35 @@ async fn csat(
     ApiJson(request): ApiJson<CsatRequest>,
 ) -> Result<Json<Value>, AppError> {
     if !(1..=5).contains(&request.score) {
-        return Err(AppError::bad_request("invalid_score", "score must be an integer from 1 to 5"));
+        return Err(AppError::bad_request(
+            "invalid_score",
+            "score must be an integer from 1 to 5",
+        ));
     }
     let now = store::timestamp(Utc::now());
     state.store().transaction(|tx| {
         let conversation = existing(tx, &id)?;
-        store::enqueue(tx, "csat", &json!({
-            "shop_id": conversation.shop_id,
-            "conversation_id": conversation.id,
-            "score": request.score,
-            "comment": request.comment.as_deref().map(pipeline::pii::redact_text),
-            "resolution_path": conversation.resolution_path.as_deref().unwrap_or("ai_only"),
-            "created_at": now,
-            "updated_at": now,
-        }))?;
+        store::enqueue(
+            tx,
+            "csat",
+            &json!({
+                "shop_id": conversation.shop_id,
+                "conversation_id": conversation.id,
+                "score": request.score,
+                "comment": request.comment.as_deref().map(pipeline::pii::redact_text),
+                "resolution_path": conversation.resolution_path.as_deref().unwrap_or("ai_only"),
+                "created_at": now,
+                "updated_at": now,
+            }),
+        )?;
         Ok(Json(json!({"recorded": true})))
     })
 }
 
-async fn resolve(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
     let now = Utc::now();
     state.store().transaction(|tx| {
         let mut conversation = existing(tx, &id)?;
@@ -993,10 +1119,14 @@ async fn resolve(State(state): State<AppState>, Path(id): Path<String>) -> Resul
             ));
         }
         conversation.status = "resolved".into();
-        conversation.resolution_path.get_or_insert_with(|| "ai_only".into());
+        conversation
+            .resolution_path
+            .get_or_insert_with(|| "ai_only".into());
         conversation.updated_at = now;
         save_conversation(tx, &conversation, None)?;
-        Ok(Json(json!({"status": conversation.status, "resolution_path": conversation.resolution_path})))
+        Ok(Json(
+            json!({"status": conversation.status, "resolution_path": conversation.resolution_path}),
+        ))
     })
 }
 
@@ -1013,12 +1143,16 @@ fn agent(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     if bool::from(presented.as_bytes().ct_eq(expected)) {
         Ok(())
     } else {
-        Err(AppError::unauthorized("agent_token_required", "send the agent token as `Authorization: Bearer …`"))
+        Err(AppError::unauthorized(
+            "agent_token_required",
+            "send the agent token as `Authorization: Bearer …`",
+        ))
     }
 }
 
 fn handoff_or_404(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Handoff, AppError> {
-    store::handoff(tx, id)?.ok_or_else(|| AppError::not_found("unknown_handoff", "no handoff with this id"))
+    store::handoff(tx, id)?
+        .ok_or_else(|| AppError::not_found("unknown_handoff", "no handoff with this id"))
 }
 
 async fn list_handoffs(
@@ -1030,10 +1164,20 @@ async fn list_handoffs(
     if let Some(status) = query.status.as_deref()
         && !["open", "claimed", "resolved"].contains(&status)
     {
-        return Err(AppError::bad_request("invalid_status", "status is open, claimed or resolved"));
+        return Err(AppError::bad_request(
+            "invalid_status",
+            "status is open, claimed or resolved",
+        ));
     }
     let shop = match query.shop.as_deref() {
-        Some(name) => Some(state.snapshot().shop(name).ok_or_else(|| unknown_shop(name))?.id.clone()),
+        Some(name) => Some(
+            state
+                .snapshot()
+                .shop(name)
+                .ok_or_else(|| unknown_shop(name))?
+                .id
+                .clone(),
+        ),
         None => None,
     };
     state.store().transaction(|tx| {
@@ -1048,14 +1192,21 @@ async fn get_handoff(
     Path(id): Path<String>,
 ) -> Result<Json<Handoff>, AppError> {
     agent(&state, &headers)?;
-    state.store().transaction(|tx| Ok(Json(handoff_or_404(tx, &id)?)))
+    state
+        .store()
+        .transaction(|tx| Ok(Json(handoff_or_404(tx, &id)?)))
 }
 
 /// Applies an agent's change to a handoff and its conversation, recording both.
 fn update_handoff(
     state: &AppState,
     id: &str,
-    change: impl FnOnce(&rusqlite::Transaction<'_>, &mut Handoff, &mut Conversation, &str) -> Result<(), AppError>,
+    change: impl FnOnce(
+        &rusqlite::Transaction<'_>,
+        &mut Handoff,
+        &mut Conversation,
+        &str,
+    ) -> Result<(), AppError>,
 ) -> Result<Json<Handoff>, AppError> {
     let now = store::timestamp(Utc::now());
     state.store().transaction(|tx| {
@@ -1084,9 +1235,17 @@ async fn claim_handoff(
     }
     update_handoff(&state, &id, |_, handoff, _, now| {
         match (&handoff.status[..], handoff.assignee.as_deref()) {
-            ("resolved", _) => return Err(AppError::conflict("already_resolved", "the handoff is resolved")),
+            ("resolved", _) => {
+                return Err(AppError::conflict(
+                    "already_resolved",
+                    "the handoff is resolved",
+                ));
+            }
             ("claimed", Some(other)) if other != name => {
-                return Err(AppError::conflict("already_claimed", format!("{other} has claimed this handoff")));
+                return Err(AppError::conflict(
+                    "already_claimed",
+                    format!("{other} has claimed this handoff"),
+                ));
             }
             _ => {}
         }
@@ -1107,11 +1266,28 @@ async fn reply_handoff(
     let text = checked_message(&request.text)?;
     update_handoff(&state, &id, |tx, handoff, conversation, now| {
         if handoff.status != "claimed" {
-            return Err(AppError::conflict("not_claimed", "claim the handoff before replying"));
+            return Err(AppError::conflict(
+                "not_claimed",
+                "claim the handoff before replying",
+            ));
         }
-        let message = store::append_message(tx, &conversation.id, "agent", handoff.assignee.as_deref(), &text, Utc::now(), None)?;
-        store::enqueue(tx, "messages", &record::message_row(&conversation.shop_id, conversation, &message))?;
-        handoff.first_agent_reply_at.get_or_insert_with(|| now.to_string());
+        let message = store::append_message(
+            tx,
+            &conversation.id,
+            "agent",
+            handoff.assignee.as_deref(),
+            &text,
+            Utc::now(),
+            None,
+        )?;
+        store::enqueue(
+            tx,
+            "messages",
+            &record::message_row(&conversation.shop_id, conversation, &message),
+        )?;
+        handoff
+            .first_agent_reply_at
+            .get_or_insert_with(|| now.to_string());
         Ok(())
     })
 }
@@ -1124,7 +1300,10 @@ async fn resolve_handoff(
     agent(&state, &headers)?;
     update_handoff(&state, &id, |_, handoff, conversation, now| {
         if handoff.status == "resolved" {
-            return Err(AppError::conflict("already_resolved", "the handoff is resolved"));
+            return Err(AppError::conflict(
+                "already_resolved",
+                "the handoff is resolved",
+            ));
         }
         handoff.status = "resolved".into();
         handoff.resolved_at = Some(now.to_string());
@@ -1143,14 +1322,29 @@ mod tests {
         let doc = openapi();
         let mut seen = std::collections::BTreeSet::new();
         for e in ENDPOINTS {
-            assert!(seen.insert((e.method.as_str(), e.path)), "{} {} twice", e.method, e.path);
+            assert!(
+                seen.insert((e.method.as_str(), e.path)),
+                "{} {} twice",
+                e.method,
+                e.path
+            );
             let operation = &doc["paths"][e.path][e.method.as_str().to_lowercase()];
             assert_eq!(operation["summary"], e.summary, "{}", e.path);
-            assert_eq!(operation.get("requestBody").is_some(), e.request.is_some(), "{}", e.path);
+            assert_eq!(
+                operation.get("requestBody").is_some(),
+                e.request.is_some(),
+                "{}",
+                e.path
+            );
             assert_eq!(operation.get("security").is_some(), e.agent, "{}", e.path);
         }
         assert_eq!(
-            doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum::<usize>(),
+            doc["paths"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|p| p.as_object().unwrap().len())
+                .sum::<usize>(),
             ENDPOINTS.len()
         );
     }
@@ -1159,7 +1353,12 @@ mod tests {
     fn messages_are_trimmed_and_bounded() {
         assert_eq!(checked_message("  hi  ").unwrap(), "hi");
         assert_eq!(checked_message(" \n ").unwrap_err().code, "empty_message");
-        assert_eq!(checked_message(&"a".repeat(MESSAGE_LIMIT + 1)).unwrap_err().code, "message_too_long");
+        assert_eq!(
+            checked_message(&"a".repeat(MESSAGE_LIMIT + 1))
+                .unwrap_err()
+                .code,
+            "message_too_long"
+        );
         assert!(checked_message(&"é".repeat(MESSAGE_LIMIT)).is_ok());
     }
 }

@@ -387,7 +387,8 @@ impl Snapshot {
                     .or_default()
                     .push(order.number);
             }
-            self.order_numbers.insert((shop.clone(), order.id), order.number);
+            self.order_numbers
+                .insert((shop.clone(), order.id), order.number);
             self.orders.insert((shop, order.number), order);
         }
         for numbers in self.customer_orders.values_mut() {
@@ -517,7 +518,9 @@ impl Snapshot {
         let name = name.trim().to_ascii_lowercase();
         self.shops.iter().find(|s| {
             s.id.eq_ignore_ascii_case(&name)
-                || s.domain.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&name))
+                || s.domain
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(&name))
                 || s.myshopify_domain
                     .as_deref()
                     .is_some_and(|d| d.eq_ignore_ascii_case(&name))
@@ -537,7 +540,12 @@ impl Snapshot {
     pub fn orders_of(&self, shop: &str, customer: i64) -> Vec<&Order> {
         self.customer_orders
             .get(&(shop.to_string(), customer))
-            .map(|numbers| numbers.iter().filter_map(|n| self.order(shop, *n)).collect())
+            .map(|numbers| {
+                numbers
+                    .iter()
+                    .filter_map(|n| self.order(shop, *n))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -571,8 +579,10 @@ static DAYS_OF_DELIVERY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)within\s+(\d{1,3})\s+days\s+of\s+(?:the\s+)?deliver").expect("valid regex")
 });
 static TIER_DAYS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)([A-Z][a-z]+)\s+and\s+([A-Z][a-z]+)\s+tiers?\s+get\s+an?\s+extended\s+(\d{1,3})-day")
-        .expect("valid regex")
+    Regex::new(
+        r"(?i)([A-Z][a-z]+)\s+and\s+([A-Z][a-z]+)\s+tiers?\s+get\s+an?\s+extended\s+(\d{1,3})-day",
+    )
+    .expect("valid regex")
 });
 
 /// Reads "within 30 days of the delivery date" (and "Gold and Platinum tiers get an extended
@@ -597,7 +607,10 @@ impl ReturnWindow {
     /// The window for a customer with these tags (a tier named in a tag, e.g. `rewards-gold`).
     pub fn days_for(&self, tags: &[String]) -> (i64, Option<&str>) {
         for (tier, days) in &self.tier_days {
-            if tags.iter().any(|t| t.to_ascii_lowercase().contains(tier.as_str())) {
+            if tags
+                .iter()
+                .any(|t| t.to_ascii_lowercase().contains(tier.as_str()))
+            {
                 return (*days, Some(tier.as_str()));
             }
         }
@@ -615,7 +628,10 @@ mod tests {
                       Ridgeline Rewards members at the Gold and Platinum tiers get an extended 60-day return window.";
         let window = return_window(policy).unwrap();
         assert_eq!(window.days, 30);
-        assert_eq!(window.days_for(&["rewards-gold".into()]), (60, Some("gold")));
+        assert_eq!(
+            window.days_for(&["rewards-gold".into()]),
+            (60, Some("gold"))
+        );
         assert_eq!(window.days_for(&["rewards-platinum".into()]).0, 60);
         assert_eq!(window.days_for(&[]), (30, None));
         assert!(return_window("Returns are accepted at our discretion.").is_none());

@@ -207,7 +207,9 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .ok_or_else(|| {
-                ServerError::NotReady("no index generation yet: run `supportlake index build`".into())
+                ServerError::NotReady(
+                    "no index generation yet: run `supportlake index build`".into(),
+                )
             })
     }
 
@@ -229,8 +231,14 @@ impl AppState {
                 shop: Some(shop),
                 doc_types: Vec::new(),
             };
-            let hits =
-                generation.search_vector(&message, &vector, &filter, RETRIEVED, Mode::Hybrid, None)?;
+            let hits = generation.search_vector(
+                &message,
+                &vector,
+                &filter,
+                RETRIEVED,
+                Mode::Hybrid,
+                None,
+            )?;
             let (intent, confidence, decided_by) = answer::reconsider(
                 classification.intent,
                 classification.confidence,

@@ -51,7 +51,12 @@ pub struct Metrics {
 
 impl Metrics {
     fn with(&self, update: impl FnOnce(&mut Values)) {
-        update(&mut self.values.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        update(
+            &mut self
+                .values
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
 
     /// One finished request on `route` (the route pattern, not the raw path, so ids do not
@@ -110,9 +115,24 @@ impl Metrics {
             );
         }
         let counters = [
-            ("supportlake_answers_total", "Automated answers by intent.", "intent", &v.intents),
-            ("supportlake_handoffs_total", "Handoffs to a person by reason.", "reason", &v.handoffs),
-            ("supportlake_abstentions_total", "Answers that said they did not know, by reason.", "reason", &v.abstentions),
+            (
+                "supportlake_answers_total",
+                "Automated answers by intent.",
+                "intent",
+                &v.intents,
+            ),
+            (
+                "supportlake_handoffs_total",
+                "Handoffs to a person by reason.",
+                "reason",
+                &v.handoffs,
+            ),
+            (
+                "supportlake_abstentions_total",
+                "Answers that said they did not know, by reason.",
+                "reason",
+                &v.abstentions,
+            ),
         ];
         for (name, help, label, values) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -141,9 +161,22 @@ mod tests {
         metrics.answer("talk_to_human", None, Some("explicit_request"));
         let text = metrics.render(3);
         assert!(text.contains("supportlake_http_requests_total{method=\"POST\",route=\"/v1/chat\",status=\"200\"} 2"), "{text}");
-        assert!(text.contains("supportlake_http_request_duration_seconds_bucket{route=\"/v1/chat\",le=\"0.01\"} 1"), "{text}");
-        assert!(text.contains("supportlake_http_request_duration_seconds_bucket{route=\"/v1/chat\",le=\"0.1\"} 2"), "{text}");
-        assert!(text.contains("supportlake_handoffs_total{reason=\"explicit_request\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "supportlake_http_request_duration_seconds_bucket{route=\"/v1/chat\",le=\"0.01\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "supportlake_http_request_duration_seconds_bucket{route=\"/v1/chat\",le=\"0.1\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("supportlake_handoffs_total{reason=\"explicit_request\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("supportlake_lake_outbox_rows 3"), "{text}");
     }
 }

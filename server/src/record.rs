@@ -117,14 +117,16 @@ impl Recorder {
         }
         for (table, rows) in by_table {
             let Some(spec) = schema::table(&table) else {
-                tracing::error!(table, "outbox row for a table the lake does not have; dropped");
+                tracing::error!(
+                    table,
+                    "outbox row for a table the lake does not have; dropped"
+                );
                 continue;
             };
             let batch = pipeline::ingest::to_batch(spec, &rows)?;
             self.lake.write(spec, batch).await?;
         }
-        self.store
-            .transaction(|tx| store::outbox_done(tx, last))?;
+        self.store.transaction(|tx| store::outbox_done(tx, last))?;
         Ok(entries.len())
     }
 
@@ -154,7 +156,9 @@ impl Recorder {
         }
         match self.drain().await {
             Ok(n) => tracing::info!(rows = n, "chat records flushed to the lake"),
-            Err(error) => tracing::error!(%error, "final flush to the lake failed; rows stay in the outbox"),
+            Err(error) => {
+                tracing::error!(%error, "final flush to the lake failed; rows stay in the outbox");
+            }
         }
     }
 }

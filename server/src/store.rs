@@ -410,7 +410,8 @@ pub fn save_handoff(tx: &Transaction<'_>, h: &Handoff) -> Result<(), ServerError
     Ok(())
 }
 
-const HANDOFF_COLUMNS: &str = "id, shop_id, conversation_id, reason, intent, status, assignee, packet,
+const HANDOFF_COLUMNS: &str =
+    "id, shop_id, conversation_id, reason, intent, status, assignee, packet,
      created_at, claimed_at, first_agent_reply_at, resolved_at, updated_at";
 
 fn handoff_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Handoff> {
