@@ -290,7 +290,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SUPPORTLAKE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // delta-rs warns on every merge that a file-pruning metric is missing
+                // (harmless, and the server merges every second).
+                .unwrap_or_else(|_| "warn,deltalake_core::operations::merge=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -958,6 +958,103 @@ mod tests {
         assert_eq!(best_sentences("No full stop", "stop", 2), "No full stop");
     }
 
+    fn at(text: &str) -> Option<DateTime<Utc>> {
+        Some(
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc),
+        )
+    }
+
+    fn order() -> Order {
+        let line = |id, title: &str| crate::commerce::Line {
+            id,
+            product_id: None,
+            title: title.into(),
+            variant_title: None,
+            quantity: 1,
+        };
+        Order {
+            id: 1,
+            number: 1042,
+            name: "#1042".into(),
+            customer_id: Some(7),
+            email_hash: None,
+            financial_status: Some("paid".into()),
+            cancelled_at: None,
+            cancel_reason: None,
+            processed_at: at("2026-11-01T10:00:00Z"),
+            total_price: Some(120.0),
+            currency: Some("USD".into()),
+            lines: vec![
+                line(1, "Summit Boot"),
+                line(2, "Trail Sock"),
+                line(3, "Rain Shell"),
+            ],
+            fulfillments: Vec::new(),
+            refunds: Vec::new(),
+            returns: Vec::new(),
+        }
+    }
+
+    fn shipment(status: &str, lines: Vec<i64>, eta: &str, delivered: Option<&str>) -> Fulfillment {
+        Fulfillment {
+            shipment_status: Some(status.into()),
+            tracking_company: Some("UPS".into()),
+            tracking_number: Some(format!("1Z{}", lines[0])),
+            tracking_url: None,
+            line_item_ids: lines,
+            estimated_delivery_at: at(eta),
+            delivered_at: delivered.and_then(at),
+            created_at: at("2026-11-02T10:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn split_late_and_unshipped_parts_of_an_order_are_each_told() {
+        let now = at("2026-11-20T12:00:00Z").unwrap();
+        let mut o = order();
+        o.fulfillments = vec![
+            shipment(
+                "delivered",
+                vec![1],
+                "2026-11-05T00:00:00Z",
+                Some("2026-11-06T09:00:00Z"),
+            ),
+            shipment("in_transit", vec![2], "2026-11-10T00:00:00Z", None),
+        ];
+        let text = order_status(&o, now);
+        assert!(
+            text.contains("Package 1 of 2 (Summit Boot) was delivered on November 6, 2026"),
+            "{text}"
+        );
+        assert!(text.contains("Package 2 of 2 (Trail Sock) is on its way with UPS but running late: it was expected by November 10, 2026"), "{text}");
+        assert!(text.contains("UPS tracking number 1Z2"), "{text}");
+        assert!(text.contains("Rain Shell hasn't shipped yet"), "{text}");
+        assert!(
+            !text.contains("in_transit") && !text.contains("fulfill"),
+            "no API terms: {text}"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_order_says_when_why_and_what_happened_to_the_money() {
+        let mut o = order();
+        o.cancelled_at = at("2026-11-03T08:00:00Z");
+        o.cancel_reason = Some("inventory".into());
+        o.refunds = vec![crate::commerce::Refund {
+            amount: Some(120.0),
+            currency: Some("USD".into()),
+            processed_at: at("2026-11-04T08:00:00Z"),
+        }];
+        let text = order_status(&o, Utc::now());
+        assert_eq!(
+            text,
+            "Order #1042 was cancelled on November 3, 2026 because an item was out of stock. A refund of $120.00 was issued on November 4, 2026."
+        );
+        assert!(order_status(&order(), Utc::now()).contains("hasn't shipped yet"));
+    }
+
     #[test]
     fn words_are_singular_and_skip_filler() {
         let w = words("Can I return the boots I got?");
