@@ -130,7 +130,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn new(kind: Kind, text: impl Into<String>) -> Self {
+    /// An answer of `kind` saying `text`, with nothing cited or escalated yet.
+    pub fn new(kind: Kind, text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             kind,

@@ -665,14 +665,14 @@ impl Turn<'_> {
                 Verification::Failed => {
                     let answer = Answer {
                         needs_verification: true,
-                        ..answer_with(Kind::Verification, VERIFY_FAILED)
+                        ..Answer::new(Kind::Verification, VERIFY_FAILED)
                     };
                     return self.finish(tx, conversation, &understood, answer);
                 }
                 Verification::Locked(_) => {
                     let answer = Answer {
                         needs_verification: true,
-                        ..answer_with(Kind::Verification, VERIFY_LOCKED)
+                        ..Answer::new(Kind::Verification, VERIFY_LOCKED)
                     };
                     return self.finish(tx, conversation, &understood, answer);
                 }
@@ -884,19 +884,6 @@ impl Turn<'_> {
         conversation: &Conversation,
     ) -> Result<(), ServerError> {
         save_conversation(tx, conversation, None)
-    }
-}
-
-fn answer_with(kind: Kind, text: &str) -> Answer {
-    Answer {
-        text: text.into(),
-        kind,
-        sources: Vec::new(),
-        needs_verification: false,
-        abstain_reason: None,
-        handoff_reason: None,
-        order: None,
-        products: Vec::new(),
     }
 }
 
