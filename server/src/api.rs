@@ -624,7 +624,7 @@ impl Turn<'_> {
         if conversation.status == "handed_off" {
             // A person has the conversation: the message waits for them.
             conversation.updated_at = self.now;
-            self.save(tx, conversation)?;
+            save_conversation(tx, conversation, None)?;
             return Ok(Reply {
                 text: "A person from our team has this conversation and will reply here.".into(),
                 automated: true,
@@ -775,27 +775,14 @@ impl Turn<'_> {
             Some(reason) => Some(self.hand_off(tx, conversation, understood, &answer, reason)?),
             None => None,
         };
-        let turn_row = json!({
-            "shop_id": conversation.shop_id,
-            "id": format!("{}_t{}", conversation.id, ai.seq),
-            "conversation_id": conversation.id,
-            "message_id": ai.id,
-            "intent": understood.intent,
-            "confidence": understood.confidence,
-            "retrieved": understood.hits.iter().map(|h| json!({
-                "doc_key": h.key, "bm25": h.bm25, "vector": h.vector, "fused": h.fused})).collect::<Vec<_>>(),
-            "cited_doc_keys": answer.sources.iter().map(|s| &s.doc_key).collect::<Vec<_>>(),
-            "answer_kind": answer.kind.as_str(),
-            "needs_verification": answer.needs_verification,
-            "abstained": answer.abstained() || answer.abstain_reason.is_some(),
-            "abstain_reason": answer.abstain_reason,
-            "helpful": Value::Null,
-            "latency_ms": latency_ms,
-            "model_version": format!("{}/{}", index::MODEL_ID, self.index.generation.name),
-            "created_at": ai.created_at,
-            "updated_at": ai.created_at,
-            "month": ai.created_at.get(..7),
-        });
+        let turn_row = record::turn_row(
+            conversation,
+            &ai,
+            understood,
+            &answer,
+            latency_ms,
+            &format!("{}/{}", index::MODEL_ID, self.index.generation.name),
+        );
         store::enqueue(
             tx,
             "messages",
@@ -804,7 +791,7 @@ impl Turn<'_> {
         store::enqueue(tx, "turns", &turn_row)?;
         conversation.last_turn = Some(turn_row);
         conversation.updated_at = self.now;
-        self.save(tx, conversation)?;
+        save_conversation(tx, conversation, None)?;
         self.state.metrics().answer(
             &understood.intent,
             answer.abstain_reason,
@@ -876,14 +863,6 @@ impl Turn<'_> {
             id: handoff.id,
             reason: reason.into(),
         })
-    }
-
-    fn save(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        conversation: &Conversation,
-    ) -> Result<(), ServerError> {
-        save_conversation(tx, conversation, None)
     }
 }
 

@@ -18,6 +18,7 @@ use pipeline::Lake;
 use pipeline::lake::schema;
 use serde_json::{Value, json};
 
+use crate::answer::{Answer, Understanding};
 use crate::error::ServerError;
 use crate::store::{self, Conversation, Handoff, Message, Store};
 
@@ -67,6 +68,41 @@ pub fn message_row(shop: &str, conversation: &Conversation, m: &Message) -> Valu
         "text": m.text,
         "created_at": m.created_at,
         "updated_at": m.created_at,
+        "month": month(&store::timestamp(conversation.started_at)),
+    })
+}
+
+/// The `turns` row of an automated answer: what was understood, retrieved (in rank order,
+/// with BM25, vector and fused scores) and cited, and how the answer went.
+pub fn turn_row(
+    conversation: &Conversation,
+    message: &Message,
+    understood: &Understanding,
+    answer: &Answer,
+    latency_ms: i64,
+    model_version: &str,
+) -> Value {
+    json!({
+        "shop_id": conversation.shop_id,
+        "id": format!("{}_t{}", conversation.id, message.seq),
+        "conversation_id": conversation.id,
+        "message_id": message.id,
+        "intent": understood.intent,
+        "confidence": understood.confidence,
+        "retrieved": understood.hits.iter().map(|h| json!({
+            "doc_key": h.key, "bm25": h.bm25, "vector": h.vector, "fused": h.fused})).collect::<Vec<_>>(),
+        "cited_doc_keys": answer.sources.iter().map(|s| &s.doc_key).collect::<Vec<_>>(),
+        "answer_kind": answer.kind.as_str(),
+        "needs_verification": answer.needs_verification,
+        // Also true for a handoff after an abstention: the turn still said it did not know.
+        "abstained": answer.abstain_reason.is_some(),
+        "abstain_reason": answer.abstain_reason,
+        "helpful": Value::Null,
+        "latency_ms": latency_ms,
+        "model_version": model_version,
+        "created_at": message.created_at,
+        "updated_at": message.created_at,
+        // The conversation's month, like its messages: one conversation, one partition.
         "month": month(&store::timestamp(conversation.started_at)),
     })
 }
