@@ -599,6 +599,83 @@ fn an_unanswerable_question_says_so_and_is_reported_as_unanswered() {
 }
 
 #[test]
+fn policy_before_verification_typed_verification_feedback_resolve_and_repeated_failure() {
+    let server = Server::start();
+    let order = &orders()[2];
+    let number = order["order_number"].as_i64().unwrap().to_string();
+    let email = order["email"].as_str().unwrap();
+    let first = server.chat(None, "I want to return the jacket from my order");
+    assert_eq!(reply(&first)["needs_verification"], true, "{first}");
+    let policy = reply(&first)["sources"].as_array().unwrap();
+    assert!(
+        !policy.is_empty(),
+        "the general policy comes before verification: {first}"
+    );
+    let conversation = first["conversation_id"].as_str().unwrap().to_string();
+    // Order number and email typed in the chat verify, and the waiting question is answered.
+    let typed = server.chat(Some(&conversation), &format!("order #{number}, {email}"));
+    assert_eq!(reply(&typed)["needs_verification"], false, "{typed}");
+    assert_eq!(reply(&typed)["intent"], "return_exchange", "{typed}");
+    assert!(
+        reply(&typed)["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("#{number}")),
+        "{typed}"
+    );
+    let (status, _) = server.post(
+        &format!("/v1/conversations/{conversation}/feedback"),
+        &json!({"helpful": true}),
+    );
+    assert_eq!(status, 200);
+    let (status, resolved) = server.post(
+        &format!("/v1/conversations/{conversation}/resolve"),
+        &json!({}),
+    );
+    assert_eq!(
+        (status, resolved["resolution_path"].as_str()),
+        (200, Some("ai_only")),
+        "{resolved}"
+    );
+    // Two answers in a row it cannot give: a person takes over.
+    let once = server.chat(None, "what's the weather in Paris tomorrow?");
+    assert!(reply(&once)["handoff"].is_null(), "{once}");
+    let other = once["conversation_id"].as_str().unwrap();
+    let twice = server.chat(Some(other), "who won the football game last night?");
+    assert_eq!(
+        reply(&twice)["handoff"]["reason"],
+        "low_confidence",
+        "{twice}"
+    );
+    let (_, lake, _) = server.stop();
+    let sql = |q: &str| {
+        ok(&lake, &["sql", q, "--format", "csv"])
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        sql(&format!(
+            "SELECT helpful FROM turns WHERE conversation_id = '{conversation}' AND answer_kind = 'return_eligibility'"
+        )),
+        "true"
+    );
+    assert_eq!(
+        sql(&format!(
+            "SELECT status || ' ' || resolution_path FROM conversations WHERE id = '{conversation}'"
+        )),
+        "resolved ai_only"
+    );
+    assert_eq!(
+        sql(&format!(
+            "SELECT reason FROM handoffs WHERE conversation_id = '{other}'"
+        )),
+        "low_confidence"
+    );
+}
+
+#[test]
 fn shops_are_isolated() {
     let server = Server::start();
     let order = &orders()[0];

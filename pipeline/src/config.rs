@@ -230,6 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn printing_shows_secrets_only_when_they_are_the_public_demo_values() {
+        let mut config = Config::default();
+        let demo = config.redacted();
+        assert!(
+            demo.agent_token.starts_with(DEMO_AGENT_TOKEN),
+            "{}",
+            demo.agent_token
+        );
+        config.agent_token = "s3cr3t-agent".into();
+        config.storefront_secret = "s3cr3t-theme".into();
+        config.pii_hash_key = "s3cr3t-key".into();
+        let printed = toml::to_string(&config.redacted()).unwrap();
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert_eq!(config.redacted().lake_url, config.lake_url);
+    }
+
+    #[test]
     fn plain_paths_become_file_urls() {
         assert_eq!(
             lake_url_from("/tmp/lake").unwrap().as_str(),

@@ -1056,6 +1056,48 @@ mod tests {
         assert!(order_status(&order(), Utc::now()).contains("hasn't shipped yet"));
     }
 
+    fn hit(doc_type: &'static str, vector: f32) -> Hit {
+        Hit {
+            key: format!("{doc_type}:x"),
+            doc_type,
+            title: String::new(),
+            url: String::new(),
+            snippet: String::new(),
+            bm25: None,
+            vector,
+            bm25_normalised: 0.0,
+            vector_normalised: 0.0,
+            fused: vector,
+        }
+    }
+
+    #[test]
+    fn only_an_out_of_scope_message_close_to_a_product_becomes_a_product_question() {
+        let (intent, confidence, by) = reconsider(
+            "out_of_scope".into(),
+            0.1,
+            "out_of_scope_threshold",
+            &[hit("article", 0.9), hit("product", 0.62)],
+        );
+        assert_eq!(
+            (intent.as_str(), by),
+            ("product_question", "rule:product_match")
+        );
+        assert!((confidence - 0.62).abs() < 1e-6);
+        let far = reconsider(
+            "out_of_scope".into(),
+            0.1,
+            "t",
+            &[hit("product", 0.5), hit("article", 0.9)],
+        );
+        assert_eq!(
+            far.0, "out_of_scope",
+            "an article match is not a product question"
+        );
+        let decided = reconsider("order_status".into(), 0.9, "knn", &[hit("product", 0.9)]);
+        assert_eq!((decided.0.as_str(), decided.2), ("order_status", "knn"));
+    }
+
     #[test]
     fn words_are_singular_and_skip_filler() {
         let w = words("Can I return the boots I got?");
