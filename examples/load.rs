@@ -2,7 +2,14 @@
 //! over keep-alive HTTP/1.1 connections on loopback for `SECONDS`, then it prints answers per
 //! second, latency percentiles and errors. Used by `bench/server`.
 //!
-//! Usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS
+//! Usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS [RATE]
+//!
+//! Without `RATE` every shopper sends its next request as soon as the last is answered (a
+//! closed loop): the server's capacity. With `RATE` the shoppers together offer `RATE`
+//! requests per second at random (Poisson) moments, each shopper still waiting for its
+//! answer before it goes on; a request's latency counts from the moment it was due, not
+//! from when a late answer let it go out, so a server falling behind cannot hide its
+//! queue ("coordinated omission").
 //!
 //! The question mix is realistic by construction: messages are drawn from the shipped
 //! evaluation sets (Bitext held-out utterances, the store's own product/stock/return
@@ -85,6 +92,32 @@ impl Dice {
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
     }
+
+    /// An exponentially distributed wait with the given mean: the gap between Poisson
+    /// arrivals.
+    fn wait(&mut self, mean: Duration) -> Duration {
+        const STEPS: usize = 1 << 24;
+        let uniform = (self.below(STEPS) + 1) as f64 / STEPS as f64;
+        mean.mul_f64(-uniform.ln())
+    }
+}
+
+/// When a shopper's requests are due: now (closed loop), or at Poisson moments.
+struct Pace {
+    mean_gap: Option<Duration>,
+    due: Instant,
+}
+
+impl Pace {
+    /// Waits until the next request is due and returns that moment.
+    async fn next(&mut self, dice: &mut Dice) -> Instant {
+        let Some(mean) = self.mean_gap else {
+            return Instant::now();
+        };
+        self.due += dice.wait(mean);
+        tokio::time::sleep_until(self.due.into()).await;
+        self.due
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,9 +129,14 @@ async fn shopper(
     orders: std::sync::Arc<Vec<(String, String)>>,
     until: Instant,
     measure_from: Instant,
+    mean_gap: Option<Duration>,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut pace = Pace {
+        mean_gap,
+        due: Instant::now(),
+    };
     let Ok(mut connection) = Connection::open(&address).await else {
         tally.errors += 1;
         return tally;
@@ -108,7 +146,10 @@ async fn shopper(
         let turns = if dice.below(3) == 0 { 2 } else { 1 };
         for _ in 0..turns {
             let question = &questions[dice.below(questions.len())];
-            let started = Instant::now();
+            let started = pace.next(&mut dice).await;
+            if started >= until {
+                break;
+            }
             let result = connection
                 .post(
                     "/v1/chat",
@@ -140,7 +181,7 @@ async fn shopper(
             conversation = body["conversation_id"].as_str().map(str::to_string);
             if body["reply"]["needs_verification"] == true {
                 let (number, email) = &orders[dice.below(orders.len())];
-                let started = Instant::now();
+                let started = pace.next(&mut dice).await;
                 let path = format!(
                     "/v1/conversations/{}/verify",
                     conversation.as_deref().unwrap_or_default()
@@ -212,12 +253,23 @@ fn read_orders(store: &str) -> Vec<(String, String)> {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, address, shop, store, shoppers, seconds] = &args[..] else {
-        eprintln!("usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS");
-        std::process::exit(2);
+    let (address, shop, store, shoppers, seconds, rate) = match &args[..] {
+        [_, address, shop, store, shoppers, seconds] => {
+            (address, shop, store, shoppers, seconds, None)
+        }
+        [_, address, shop, store, shoppers, seconds, rate] => {
+            (address, shop, store, shoppers, seconds, Some(rate))
+        }
+        _ => {
+            eprintln!("usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS [RATE]");
+            std::process::exit(2);
+        }
     };
     let shoppers: u64 = shoppers.parse().expect("SHOPPERS");
     let seconds: u64 = seconds.parse().expect("SECONDS");
+    let rate: Option<f64> = rate.map(|r| r.parse().expect("RATE (requests per second)"));
+    // Each shopper offers its share of the rate.
+    let mean_gap = rate.map(|r| Duration::from_secs_f64(shoppers as f64 / r));
     let questions = std::sync::Arc::new(read_questions());
     let orders = std::sync::Arc::new(read_orders(store));
     // A few seconds of warm-up are not measured (connections, caches, the first lake flush).
@@ -235,6 +287,7 @@ async fn main() {
                 orders.clone(),
                 until,
                 measure_from,
+                mean_gap,
             ))
         })
         .collect();
@@ -250,8 +303,12 @@ async fn main() {
     }
     total.latencies.sort();
     let measured = seconds as f64;
+    let pacing = match rate {
+        Some(r) => format!("offering {r:.0} requests/s at Poisson moments"),
+        None => "each sending as soon as answered".to_string(),
+    };
     println!(
-        "{shoppers} shoppers, {seconds} s measured after {} s warm-up, {} questions in the mix",
+        "{shoppers} shoppers {pacing}, {seconds} s measured after {} s warm-up, {} questions in the mix",
         warmup.as_secs(),
         questions.len()
     );

@@ -291,7 +291,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SUPPORTLAKE_LOG")
                 // delta-rs warns on every merge that a file-pruning metric is missing
-                // (harmless, and the server merges every second).
+                // (harmless, and the server merges every few seconds).
                 .unwrap_or_else(|_| "warn,deltalake_core::operations::merge=error".into()),
         )
         .with_writer(std::io::stderr)
@@ -778,12 +778,15 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
 /// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
 async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
     let lake = Lake::open(config.lake_url()?)?;
-    // One single-threaded model per core: concurrent shoppers' messages embed side by side.
+    // One single-threaded model per core, each with a worker batching the messages that wait.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let embedder: Arc<dyn Embedder> =
-        Arc::new(FastEmbedder::load_instances(&config.assets_dir, cores)?);
+    let queries = server::embedding::QueryEmbedder::start(
+        Arc::new(FastEmbedder::load_instances(&config.assets_dir, cores)?),
+        cores,
+        config.embedding_batch,
+    )?;
     let state =
-        server::AppState::open(server::Settings::from_config(config), lake, embedder).await?;
+        server::AppState::open(server::Settings::from_config(config), lake, queries).await?;
     let address = listen.unwrap_or_else(|| config.listen.clone());
     let listener = tokio::net::TcpListener::bind(&address)
         .await

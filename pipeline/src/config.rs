@@ -51,6 +51,10 @@ pub struct Config {
     /// Bearer token agents present to the handoff inbox (`/v1/handoffs`). The default is
     /// public, for the demo only. Env: `SUPPORTLAKE_AGENT_TOKEN`.
     pub agent_token: String,
+    /// Most shopper messages the answer server embeds in one model call. Messages that wait
+    /// while the model is busy are embedded together, which costs less per message; 1 embeds
+    /// every message alone. Env: `SUPPORTLAKE_EMBEDDING_BATCH`.
+    pub embedding_batch: usize,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
@@ -73,6 +77,7 @@ impl Default for Config {
             state_dir: PathBuf::from("./data/server"),
             storefront_secret: DEMO_STOREFRONT_SECRET.into(),
             agent_token: DEMO_AGENT_TOKEN.into(),
+            embedding_batch: 8,
         }
     }
 }
@@ -90,7 +95,14 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("state_dir", "SUPPORTLAKE_STATE_DIR"),
     ("storefront_secret", "SUPPORTLAKE_STOREFRONT_SECRET"),
     ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
+    ("embedding_batch", "SUPPORTLAKE_EMBEDDING_BATCH"),
 ];
+
+fn positive(key: &str, value: &str) -> Result<usize> {
+    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        PipelineError::Config(format!("{key} must be a positive integer, got {value:?}"))
+    })
+}
 
 impl Config {
     /// Loads defaults, then `file` (or `./supportlake.toml` when it exists), then the
@@ -132,14 +144,8 @@ impl Config {
             "state_dir" => self.state_dir = value.into(),
             "storefront_secret" => self.storefront_secret = value.into(),
             "agent_token" => self.agent_token = value.into(),
-            "ingest_batch_rows" => {
-                self.ingest_batch_rows =
-                    value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        PipelineError::Config(format!(
-                            "ingest_batch_rows must be a positive integer, got {value:?}"
-                        ))
-                    })?;
-            }
+            "ingest_batch_rows" => self.ingest_batch_rows = positive(key, value)?,
+            "embedding_batch" => self.embedding_batch = positive(key, value)?,
             other => {
                 return Err(PipelineError::Config(format!(
                     "unknown config key {other:?}"
@@ -227,6 +233,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("SUPPORTLAKE_INGEST_BATCH_ROWS"), "{err}");
+        let batch = |value: &'static str| {
+            Config::load(None, move |var| {
+                (var == "SUPPORTLAKE_EMBEDDING_BATCH").then(|| value.to_string())
+            })
+        };
+        let err = batch("0").unwrap_err().to_string();
+        assert!(
+            err.contains("embedding_batch must be a positive integer"),
+            "{err}"
+        );
+        assert_eq!(batch("4").unwrap().embedding_batch, 4);
     }
 
     #[test]

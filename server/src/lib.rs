@@ -20,7 +20,7 @@
 //!
 //! ## What runs beside the requests
 //!
-//! * the recorder (outbox → lake, every second, and a last flush on shutdown);
+//! * the recorder (outbox → lake, every five seconds, and a last flush on shutdown);
 //! * a refresher that switches to a new index generation when `CURRENT` moves (after
 //!   `supportlake rebuild`) and reloads the commerce snapshot when a commerce table's Delta
 //!   version changes.
@@ -31,6 +31,7 @@
 pub mod answer;
 pub mod api;
 pub mod commerce;
+pub mod embedding;
 pub mod error;
 pub mod identity;
 pub mod metrics;
@@ -43,16 +44,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use index::IndexError;
 use index::bm25::Filter;
 use index::generation::{Generation, IndexDir};
 use index::search::Mode;
-use index::{Embedder, IndexError};
 use pipeline::{Config, Lake};
 
 pub use error::{AppError, ServerError};
 
 use crate::answer::{Cited, Source, Understanding};
 use crate::commerce::Snapshot;
+use crate::embedding::QueryEmbedder;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
 use crate::store::Store;
@@ -61,8 +63,10 @@ use crate::store::Store;
 const RETRIEVED: usize = 5;
 /// How often the refresher looks for a new index generation or changed commerce tables.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
-/// How often the recorder drains the outbox into the lake.
-const RECORD_EVERY: Duration = Duration::from_secs(1);
+/// How often the recorder drains the outbox into the lake: soon enough for reports on live
+/// chat, seldom enough that the commits stay few and large (each costs about the same
+/// whatever its size; every second cost 15% of the server's capacity, BENCHMARKS.md).
+const RECORD_EVERY: Duration = Duration::from_secs(5);
 
 /// The live index generation with what answering looks up in it.
 #[derive(Debug)]
@@ -136,7 +140,7 @@ struct Inner {
     settings: Settings,
     store: Arc<Store>,
     lake: Lake,
-    embedder: Arc<dyn Embedder>,
+    queries: QueryEmbedder,
     snapshot: RwLock<Arc<Snapshot>>,
     index: RwLock<Option<Arc<LoadedIndex>>>,
     metrics: Metrics,
@@ -157,7 +161,7 @@ impl AppState {
     pub async fn open(
         settings: Settings,
         lake: Lake,
-        embedder: Arc<dyn Embedder>,
+        queries: QueryEmbedder,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(Store::open(&settings.state_dir)?);
         let snapshot = Snapshot::load(&lake).await?;
@@ -171,7 +175,7 @@ impl AppState {
                 settings,
                 store,
                 lake,
-                embedder,
+                queries,
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 index: RwLock::new(index),
                 metrics: Metrics::default(),
@@ -213,17 +217,16 @@ impl AppState {
             })
     }
 
-    /// Embeds `message` once and uses the vector for both the classifier and the search,
-    /// on a blocking thread (it is CPU work: milliseconds of model inference).
+    /// Embeds `message` once ([`QueryEmbedder`], batched with other shoppers' messages) and
+    /// uses the vector for both the classifier and the search, on a blocking thread.
     pub async fn understand(
         &self,
         index: Arc<LoadedIndex>,
         message: String,
         shop: String,
     ) -> Result<Understanding, ServerError> {
-        let embedder = self.inner.embedder.clone();
+        let vector = self.inner.queries.embed(message.clone()).await?;
         tokio::task::spawn_blocking(move || {
-            let vector = index::embed_one(embedder.as_ref(), &message)?;
             let generation = &index.generation;
             let classification = generation.classifier().classify(&message, &vector);
             let entities = index::intents::entities(&message, &index.products);

@@ -159,8 +159,10 @@ impl Recorder {
                 );
                 continue;
             };
+            let started = std::time::Instant::now();
             let batch = pipeline::ingest::to_batch(spec, &rows)?;
             self.lake.write(spec, batch).await?;
+            tracing::debug!(table, rows = rows.len(), elapsed = ?started.elapsed(), "recorded");
         }
         self.store.transaction(|tx| store::outbox_done(tx, last))?;
         Ok(entries.len())
