@@ -3,7 +3,7 @@
 //! Embedding the shopper's message is most of a turn's CPU. One model call has a fixed cost
 //! on top of the arithmetic, so several short messages embedded as one batch cost much
 //! less than the same messages one by one: on this machine's kind (one core, int8 model,
-//! 12 word pieces) 4.6 ms for one message, 6.3 ms for two, 11 ms for four (BENCHMARKS.md).
+//! 12 word pieces) 3.7 ms for one message, 6.4 ms for two, 11.1 ms for four (BENCHMARKS.md).
 //!
 //! [`QueryEmbedder`] runs one worker thread per model instance. A worker takes the oldest
 //! waiting message and whatever else is already waiting (up to the configured
