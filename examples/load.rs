@@ -3,6 +3,15 @@
 //! second, latency percentiles and errors. Used by `bench/server`.
 //!
 //! Usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS [RATE]
+//!        load webhooks ADDRESS SHOP SECRET SENDERS SECONDS
+//!
+//! The `webhooks` form plays Shopify instead: `SENDERS` concurrent senders each post signed
+//! deliveries as fast as they are acknowledged (a mix of the sample payloads of
+//! `tests/fixtures/shopify/webhooks/2026-04`: orders/updated 40%, products/update,
+//! customers/update and inventory_levels/update 20% each, every delivery with its own event
+//! id, resource id and `updated_at`), then prints acknowledged deliveries per second and the
+//! acknowledgement latency, and how long the applier took to bring the lake level with what
+//! was acknowledged (the outbox gauge of `/metrics`, polled until empty).
 //!
 //! Without `RATE` every shopper sends its next request as soon as the last is answered (a
 //! closed loop): the server's capacity. With `RATE` the shoppers together offer `RATE`
@@ -41,13 +50,27 @@ impl Connection {
 
     /// POSTs JSON and returns the status and body.
     async fn post(&mut self, path: &str, body: &Value) -> std::io::Result<(u16, Value)> {
-        let body = body.to_string();
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        self.send("POST", path, "", body.to_string().as_bytes())
+            .await
+    }
+
+    /// Sends a request with extra header lines (each ending in CRLF) and returns the status
+    /// and JSON body.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Value)> {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n",
             self.host,
             body.len()
-        );
-        self.reader.get_mut().write_all(request.as_bytes()).await?;
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        self.reader.get_mut().write_all(&request).await?;
         let mut line = String::new();
         self.reader.read_line(&mut line).await?;
         let status: u16 = line
@@ -70,7 +93,9 @@ impl Connection {
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await?;
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok((status, body))
     }
 }
 
@@ -250,9 +275,204 @@ fn read_orders(store: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The payload templates of the webhook mix, with their topic and weight.
+fn webhook_templates() -> Vec<(&'static str, Value, usize)> {
+    let read = |name: &str| -> Value {
+        let path = format!("tests/fixtures/shopify/webhooks/{name}");
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("JSON")
+    };
+    let mut inventory = read("exemplars_anonymized_2025-04/inventory_levels__1.json");
+    inventory["updated_at"] = json!("2026-11-28T00:00:00Z");
+    vec![
+        ("orders/updated", read("2026-04/orders__updated.json"), 4),
+        ("products/update", read("2026-04/products__update.json"), 2),
+        (
+            "customers/update",
+            read("2026-04/customers__update.json"),
+            2,
+        ),
+        ("inventory_levels/update", inventory, 2),
+    ]
+}
+
+/// The body of delivery `n`: a template with its own resource id and version.
+fn webhook_body(template: &Value, topic: &str, n: u64) -> Vec<u8> {
+    let mut body = template.clone();
+    let id = 5_000_000_000 + n as i64;
+    if topic == "inventory_levels/update" {
+        body["inventory_item_id"] = json!(id);
+        body["location_id"] = json!(1);
+    } else {
+        body["id"] = json!(id);
+    }
+    // Nested resources get their own ids too, as in a real store.
+    for nested in ["line_items", "variants"] {
+        if let Some(items) = body[nested].as_array_mut() {
+            for (i, item) in items.iter_mut().enumerate() {
+                item["id"] = json!(id * 100 + i as i64);
+            }
+        }
+    }
+    body["updated_at"] = json!(format!(
+        "2026-11-28T{:02}:{:02}:{:02}Z",
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60
+    ));
+    serde_json::to_vec(&body).expect("JSON")
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook_sender(
+    id: u64,
+    address: String,
+    shop: String,
+    secret: String,
+    templates: std::sync::Arc<Vec<(&'static str, Value, usize)>>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    until: Instant,
+    measure_from: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ (id + 1));
+    let weights: usize = templates.iter().map(|t| t.2).sum();
+    let Ok(mut connection) = Connection::open(&address).await else {
+        tally.errors += 1;
+        return tally;
+    };
+    while Instant::now() < until {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut pick = dice.below(weights);
+        let (topic, template, _) = templates
+            .iter()
+            .find(|t| {
+                let hit = pick < t.2;
+                pick = pick.saturating_sub(t.2);
+                hit
+            })
+            .expect("weights cover the range");
+        let body = webhook_body(template, topic, n);
+        let headers = format!(
+            "x-shopify-topic: {topic}\r\nx-shopify-hmac-sha256: {}\r\nx-shopify-shop-domain: {shop}\r\n\
+             x-shopify-api-version: 2026-04\r\nx-shopify-webhook-id: bench-w{n}\r\nx-shopify-event-id: bench-{n}\r\n",
+            sign(&secret, &body)
+        );
+        let started = Instant::now();
+        let result = connection
+            .send("POST", "/webhooks/shopify", &headers, &body)
+            .await;
+        let measured = started >= measure_from && started < until;
+        match result {
+            Ok((200, _)) if measured => {
+                tally.latencies.push(started.elapsed());
+                tally.answers += 1;
+            }
+            Ok((200, _)) => {}
+            Ok(_) => tally.errors += usize::from(measured),
+            Err(_) => {
+                tally.errors += usize::from(measured);
+                match Connection::open(&address).await {
+                    Ok(c) => connection = c,
+                    Err(_) => return tally,
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// `load webhooks ADDRESS SHOP SECRET SENDERS SECONDS`.
+async fn webhooks(address: &str, shop: &str, secret: &str, senders: u64, seconds: u64) {
+    let templates = std::sync::Arc::new(webhook_templates());
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let warmup = Duration::from_secs(3);
+    let measure_from = Instant::now() + warmup;
+    let until = measure_from + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..senders)
+        .map(|id| {
+            tokio::spawn(webhook_sender(
+                id,
+                address.to_string(),
+                shop.to_string(),
+                secret.to_string(),
+                templates.clone(),
+                next.clone(),
+                until,
+                measure_from,
+            ))
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        let t = task.await.expect("sender task");
+        total.latencies.extend(t.latencies);
+        total.answers += t.answers;
+        total.errors += t.errors;
+    }
+    let stopped = Instant::now();
+    total.latencies.sort();
+    println!(
+        "{senders} senders, each posting as soon as acknowledged, {seconds} s measured after {} s warm-up",
+        warmup.as_secs()
+    );
+    println!(
+        "acknowledged {} ({:.0}/s), errors {}, all sent {}",
+        total.answers,
+        total.answers as f64 / seconds as f64,
+        total.errors,
+        next.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!(
+        "ack latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&total.latencies, 0.50),
+        percentile(&total.latencies, 0.90),
+        percentile(&total.latencies, 0.99),
+        percentile(&total.latencies, 1.0),
+    );
+    // Applier lag: how long until every acknowledged delivery is in the lake.
+    let mut connection = Connection::open(address).await.expect("metrics connection");
+    let mut backlog_at_stop = None;
+    loop {
+        let waiting = match connection.send("GET", "/metrics", "", b"").await {
+            Ok((_, Value::String(text))) => text
+                .lines()
+                .find_map(|l| l.strip_prefix("supportlake_webhook_outbox_deliveries "))
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+            _ => None,
+        };
+        let waiting = waiting.unwrap_or(u64::MAX);
+        backlog_at_stop.get_or_insert(waiting);
+        if waiting == 0 || stopped.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "applier: {} deliveries waiting when sending stopped, lake level with acknowledgements {:.1} s later",
+        backlog_at_stop.unwrap_or_default(),
+        stopped.elapsed().as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, address, shop, secret, senders, seconds] = &args[..]
+        && mode == "webhooks"
+    {
+        let senders: u64 = senders.parse().expect("SENDERS");
+        let seconds: u64 = seconds.parse().expect("SECONDS");
+        webhooks(address, shop, secret, senders, seconds).await;
+        return;
+    }
     let (address, shop, store, shoppers, seconds, rate) = match &args[..] {
         [_, address, shop, store, shoppers, seconds] => {
             (address, shop, store, shoppers, seconds, None)

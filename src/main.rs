@@ -155,10 +155,28 @@ enum Command {
         #[command(subcommand)]
         what: EvalWhat,
     },
+    /// Shopify webhooks: feed captured deliveries through the live path.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksAction,
+    },
     /// List the lake's tables with their row counts.
     Tables,
     /// Print the resolved configuration.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksAction {
+    /// Verify, deduplicate and apply a directory of deliveries, as the server does: captures
+    /// (`{"headers": {...}, "body": "..."}`) or bare payloads named `<resource>__<action>.json`.
+    /// With a server running on the same state directory, its applier applies them.
+    Replay {
+        dir: PathBuf,
+        /// The shop's myshopify domain, for bare payloads.
+        #[arg(long)]
+        shop: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,6 +427,28 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?,
                 None => writeln!(std::io::stdout().lock(), "{text}")?,
+            }
+        }
+        Command::Webhooks {
+            action: WebhooksAction::Replay { dir, shop },
+        } => {
+            let state = open_state(&config).await?;
+            let replayed = server::webhook::replay(&state, &dir, shop.as_deref()).await?;
+            println!(
+                "{} accepted, {} duplicates dropped, {} refused",
+                replayed.accepted,
+                replayed.duplicates,
+                replayed.refused.len()
+            );
+            for (file, code, message) in &replayed.refused {
+                println!("refused {file}: {code}: {message}");
+            }
+            match replayed.applied {
+                Some(n) => println!("applied {n} outbox entries to the lake"),
+                None => println!("a running server applies them (it holds the applier lock)"),
+            }
+            if !replayed.refused.is_empty() {
+                return Ok(std::process::ExitCode::FAILURE);
             }
         }
         Command::Tables => {
@@ -776,7 +816,8 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
 }
 
 /// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
-async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
+/// The answer server's state over the configured lake, index and state directory.
+async fn open_state(config: &Config) -> Result<server::AppState> {
     let lake = Lake::open(config.lake_url()?)?;
     // One single-threaded model per core, each with a worker batching the messages that wait.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -785,8 +826,11 @@ async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()
         cores,
         config.embedding_batch,
     )?;
-    let state =
-        server::AppState::open(server::Settings::from_config(config), lake, queries).await?;
+    Ok(server::AppState::open(server::Settings::from_config(config), lake, queries).await?)
+}
+
+async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
+    let state = open_state(config).await?;
     let address = listen.unwrap_or_else(|| config.listen.clone());
     let listener = tokio::net::TcpListener::bind(&address)
         .await

@@ -3,273 +3,18 @@
 //! Expected values come from the demo store's export files, never from the server.
 
 mod common;
+mod serving;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use common::{ok, root};
-
-const SHOP: &str = "ridgeline-outfitters.myshopify.com";
-const AGENT_TOKEN: &str = "test-agent-token";
-const STOREFRONT_SECRET: &str = "test-storefront-secret";
-
-/// The demo lake with a second shop, and a built index, made once per test binary; each
-/// server gets its own copy of the lake (it writes chat records into it).
-struct Built {
-    _dir: tempfile::TempDir,
-    lake: PathBuf,
-    index: PathBuf,
-}
-
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = dir.path().join("lake");
-        ok(&lake, &["ingest", "data/demo-store"]);
-        let other = dir.path().join("other-store");
-        second_shop(&other);
-        ok(&lake, &["ingest", other.to_str().unwrap()]);
-        let index = dir.path().join("index");
-        let out = Command::new(env!("CARGO_BIN_EXE_supportlake"))
-            .current_dir(root())
-            .env("SUPPORTLAKE_LAKE_URL", &lake)
-            .env("SUPPORTLAKE_INDEX_DIR", &index)
-            .args(["index", "build"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Built {
-            _dir: dir,
-            lake,
-            index,
-        }
-    })
-}
-
-/// A copy of the demo store as another shop ("Summit Supply") whose shoppers have other
-/// emails: same order numbers, different people.
-fn second_shop(out: &Path) {
-    std::fs::create_dir_all(out).unwrap();
-    for entry in std::fs::read_dir(root().join("data/demo-store")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text = text
-            .replace("ridgeline-outfitters", "summit-supply")
-            .replace("Ridgeline Outfitters", "Summit Supply")
-            .replace("@example.", "@summit.example.")
-            .replace("68310452233", "68310452299");
-        std::fs::write(out.join(path.file_name().unwrap()), text).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A running `supportlake serve` with its own lake copy and state directory.
-struct Server {
-    child: Child,
-    address: String,
-    dir: PathBuf,
-    lake: PathBuf,
-    index: PathBuf,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let lake = dir.join("lake");
-        copy_dir(&built().lake, &lake);
-        Self::start_in(dir, lake, built().index.clone())
-    }
-
-    fn start_in(dir: PathBuf, lake: PathBuf, index: PathBuf) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_supportlake"))
-            .current_dir(root())
-            .env("SUPPORTLAKE_LAKE_URL", &lake)
-            .env("SUPPORTLAKE_INDEX_DIR", &index)
-            .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
-            .env("SUPPORTLAKE_AGENT_TOKEN", AGENT_TOKEN)
-            .env("SUPPORTLAKE_STOREFRONT_SECRET", STOREFRONT_SECRET)
-            .env_remove("SUPPORTLAKE_LOG")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let address = announced_address(&mut child);
-        Self {
-            child,
-            address,
-            dir,
-            lake,
-            index,
-        }
-    }
-
-    /// Stops gracefully (SIGTERM: in-flight requests finish, the outbox is flushed).
-    fn stop(mut self) -> (PathBuf, PathBuf, PathBuf) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = wait_bounded(&mut self.child, Duration::from_secs(60));
-        assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
-        (self.dir.clone(), self.lake.clone(), self.index.clone())
-    }
-
-    /// Kills without warning (SIGKILL): nothing is flushed.
-    fn crash(mut self) -> (PathBuf, PathBuf, PathBuf) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        (self.dir.clone(), self.lake.clone(), self.index.clone())
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.request("GET", path, &[], b"")
-    }
-
-    fn agent(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let auth = format!("Bearer {AGENT_TOKEN}");
-        let body = body.map(Value::to_string).unwrap_or_default();
-        self.request(
-            method,
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-    }
-
-    fn chat(&self, conversation: Option<&str>, message: &str) -> Value {
-        let (status, body) = self.post(
-            "/v1/chat",
-            &json!({"shop": SHOP, "conversation_id": conversation, "message": message}),
-        );
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    fn raw(&self, request: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream.write_all(request).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let text = String::from_utf8_lossy(&response).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {text:?}"));
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, Value) {
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
-            self.address,
-            body.len()
-        )
-        .into_bytes();
-        for (name, value) in headers {
-            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        request.extend_from_slice(b"\r\n");
-        request.extend_from_slice(body);
-        let (status, body) = self.raw(&request);
-        let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-        (status, value)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "the server did not stop within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Reads the server's stdout until it announces its address; keeps draining it after.
-fn announced_address(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("on http://").nth(1) {
-                let address = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let _ = tx.send(address);
-                sent = true;
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(300))
-        .expect("the server announces its address")
-}
+use serving::*;
 
 fn reply(body: &Value) -> &Value {
     &body["reply"]
@@ -1026,4 +771,683 @@ fn the_demo_ingests_builds_the_index_answers_and_serves_until_stopped() {
         "{body}"
     );
     server.stop();
+}
+
+// -- webhooks ---------------------------------------------------------------------------------
+
+fn fixture_dir() -> PathBuf {
+    root().join("tests/fixtures/shopify/webhooks/2026-04")
+}
+
+/// `products__update.json` → (`products/update`, its bytes).
+fn fixture(name: &str) -> (String, Vec<u8>) {
+    let topic = name.trim_end_matches(".json").replacen("__", "/", 1);
+    (topic, std::fs::read(fixture_dir().join(name)).unwrap())
+}
+
+/// Rows of a query over the lake, as JSON objects.
+fn lake_rows(lake: &Path, sql: &str) -> Vec<Value> {
+    let out = ok(lake, &["sql", sql, "--format", "json"]);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn lake_count(lake: &Path, sql: &str) -> i64 {
+    lake_rows(lake, sql)[0]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+/// Waits (bounded) until `sql`'s count reaches `want` in the server's lake.
+fn await_count(lake: &Path, sql: &str, want: i64) {
+    let started = Instant::now();
+    loop {
+        let count = lake_count(lake, sql);
+        if count >= want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{sql}: {count}, wanted {want}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A deterministic shuffle (xorshift), so a failure replays the same order.
+fn shuffled<T>(mut items: Vec<T>, mut seed: u64) -> Vec<T> {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, usize::try_from(seed % (i as u64 + 1)).unwrap());
+    }
+    items
+}
+
+#[test]
+fn webhook_deliveries_are_checked_before_anything_is_stored() {
+    let server = Server::start();
+    let body = br#"{"id": 1}"#;
+    let hmac = sign(WEBHOOK_SECRET, body);
+    let headers = |hmac: &str, domain: &str| {
+        vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("x-shopify-topic".into(), "app/uninstalled".into()),
+            ("x-shopify-hmac-sha256".into(), hmac.to_string()),
+            ("x-shopify-shop-domain".into(), domain.to_string()),
+            ("x-shopify-webhook-id".into(), "wh-1".into()),
+        ]
+    };
+    let send = |headers: Vec<(String, String)>, body: &[u8]| {
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        server.request("POST", "/webhooks/shopify", &pairs, body)
+    };
+    // Each header Shopify always sends is required.
+    for dropped in [
+        "x-shopify-topic",
+        "x-shopify-hmac-sha256",
+        "x-shopify-shop-domain",
+        "x-shopify-webhook-id",
+    ] {
+        let mut h = headers(&hmac, SHOP);
+        h.retain(|(n, _)| n != dropped);
+        let (status, reply) = send(h, body);
+        assert_eq!(status, 400, "without {dropped}: {reply}");
+        assert_eq!(reply["error"]["code"], "missing_header");
+    }
+    let (status, reply) = send(headers(&sign("not the secret", body), SHOP), body);
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (401, Some("invalid_hmac"))
+    );
+    let (status, reply) = send(headers(&hmac, SHOP), br#"{"id": 2}"#);
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (401, Some("invalid_hmac")),
+        "another body"
+    );
+    let (status, reply) = send(headers(&hmac, "someone-else.myshopify.com"), body);
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (401, Some("unknown_shop"))
+    );
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let (status, reply) = send(headers(&sign(WEBHOOK_SECRET, &big), SHOP), &big);
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+
+    // Accepted: the current secret, the previous one during a rotation, the un-prefixed
+    // header form; a repeat is acknowledged and dropped.
+    let (status, reply) = send(headers(&hmac, SHOP), body);
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+    let (status, reply) = send(headers(&hmac, SHOP), body);
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    let mut rotated = headers(&sign(PREVIOUS_WEBHOOK_SECRET, body), SHOP);
+    rotated[4].1 = "wh-2".into();
+    let (status, reply) = send(rotated, body);
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+    let unprefixed: Vec<(String, String)> = headers(&hmac, SHOP)
+        .into_iter()
+        .map(|(n, v)| (n.replace("x-shopify-", "shopify-"), v))
+        .map(|(n, v)| {
+            if v == "wh-1" {
+                (n, "wh-3".to_string())
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+    let (status, reply) = send(unprefixed, body);
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+
+    let (_, lake, _) = server.stop();
+    let events = lake_rows(
+        &lake,
+        "SELECT event_id, topic FROM webhook_events ORDER BY event_id",
+    );
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["wh-1", "wh-2", "wh-3"],
+        "only accepted deliveries, once each"
+    );
+}
+
+#[test]
+fn every_fixture_delivery_lands_in_its_table_once_and_late_ones_change_nothing() {
+    let server = Server::start();
+    let lake = server.lake.clone();
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 33, "the 2026-04 sample of every topic");
+    let (privacy, rest): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| {
+        n.starts_with("customers__redact")
+            || n.starts_with("customers__data_request")
+            || n.starts_with("shop__redact")
+    });
+    let (deletes, upserts): (Vec<String>, Vec<String>) =
+        rest.into_iter().partition(|n| n.ends_with("__delete.json"));
+    // Three versions of one product, and of one order: the newest must win whatever the
+    // order of arrival.
+    let versions = |name: &str, field: &str| -> Vec<(String, Vec<u8>, String)> {
+        let (topic, bytes) = fixture(name);
+        let base: Value = serde_json::from_slice(&bytes).unwrap();
+        [
+            ("2026-01-01", "v1"),
+            ("2026-03-01", "v3"),
+            ("2026-02-01", "v2"),
+        ]
+        .iter()
+        .map(|(day, tag)| {
+            let mut v = base.clone();
+            v["updated_at"] = json!(format!("{day}T12:00:00Z"));
+            v[field] = json!(format!("{field} {tag}"));
+            (
+                topic.clone(),
+                serde_json::to_vec(&v).unwrap(),
+                format!("{name}-{tag}"),
+            )
+        })
+        .collect()
+    };
+    let mut deliveries: Vec<(String, Vec<u8>, String)> = upserts
+        .iter()
+        .map(|n| {
+            let (topic, bytes) = fixture(n);
+            (topic, bytes, n.clone())
+        })
+        .collect();
+    deliveries.extend(versions("products__update.json", "title"));
+    deliveries.extend(versions("orders__updated.json", "note"));
+    // Everything twice, shuffled.
+    let twice: Vec<_> = deliveries
+        .iter()
+        .chain(deliveries.iter())
+        .cloned()
+        .collect();
+    let mut duplicates = 0;
+    for (topic, body, event) in shuffled(twice, 0x5eed) {
+        let (status, reply) = server.webhook(&topic, &body, &event);
+        assert_eq!(status, 200, "{event}: {reply}");
+        duplicates += usize::from(reply["status"] == "duplicate");
+    }
+    assert_eq!(
+        duplicates,
+        deliveries.len(),
+        "each second copy is a duplicate"
+    );
+    let raw = i64::try_from(deliveries.len()).unwrap();
+    await_count(&lake, "SELECT count(*) FROM webhook_events", raw);
+
+    // The newest version, though it did not arrive last.
+    let product = lake_rows(
+        &lake,
+        "SELECT title FROM products WHERE id = 788032119674292922",
+    );
+    assert_eq!(product, vec![json!({"title": "title v3"})]);
+    await_count(
+        &lake,
+        "SELECT count(*) FROM variants WHERE product_id = 788032119674292922",
+        2,
+    );
+    let order = lake_rows(
+        &lake,
+        "SELECT financial_status, updated_at FROM orders WHERE id = 820982911946154508",
+    );
+    assert_eq!(order.len(), 1);
+    assert!(
+        order[0]["updated_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-01"),
+        "{order:?}"
+    );
+    for (table, id) in [
+        ("order_lines", "order_id = 820982911946154508"),
+        ("fulfillments", "id = 123456"),
+        ("refunds", "id = 890088186047892319"),
+        ("returns", "id = 123134564567890"),
+        ("customers", "id = 706405506930370084"),
+        ("variants", "id = 642667041472713922"),
+    ] {
+        let n = lake_count(&lake, &format!("SELECT count(*) FROM {table} WHERE {id}"));
+        assert!(n >= 1, "{table} has no row with {id}");
+    }
+    let shop = lake_rows(
+        &lake,
+        &format!("SELECT name FROM shops WHERE myshopify_domain = '{SHOP}'"),
+    );
+    assert_eq!(
+        shop,
+        vec![json!({"name": "Super Toys"})],
+        "shop/update applied"
+    );
+    // A payload that cannot be mapped is kept raw and quarantined with its reason.
+    let quarantined = lake_rows(
+        &lake,
+        "SELECT source_file, reason FROM quarantine WHERE run_id = 'webhooks'",
+    );
+    assert!(
+        quarantined
+            .iter()
+            .any(|q| q["source_file"] == "webhook inventory_levels/update"
+                && q["reason"].as_str().unwrap().contains("inventory_item_id")),
+        "{quarantined:?}"
+    );
+    // Topics supportlake does not map are kept, not dropped.
+    for topic in [
+        "app/uninstalled",
+        "orders/edited",
+        "fulfillment_holds/added",
+    ] {
+        let n = lake_count(
+            &lake,
+            &format!("SELECT count(*) FROM webhook_events WHERE topic = '{topic}'"),
+        );
+        assert_eq!(n, 1, "{topic}");
+    }
+
+    // Deletions remove the resource and what hangs off it.
+    for name in &deletes {
+        let (topic, body) = fixture(name);
+        assert_eq!(server.webhook(&topic, &body, name).0, 200);
+    }
+    await_count(&lake, "SELECT count(*) FROM webhook_events", raw + 3);
+    let started = Instant::now();
+    while lake_count(
+        &lake,
+        "SELECT count(*) FROM products WHERE id = 788032119674292922",
+    ) > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "products/delete not applied"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for (table, condition) in [
+        ("variants", "product_id = 788032119674292922"),
+        ("orders", "id = 820982911946154508"),
+        ("order_lines", "order_id = 820982911946154508"),
+        ("customers", "id = 706405506930370084"),
+    ] {
+        await_count(
+            &lake,
+            &format!(
+                "SELECT count(*) - {n} FROM {table} WHERE {condition}",
+                n = 0
+            ),
+            0,
+        );
+        let n = lake_count(
+            &lake,
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+        );
+        assert_eq!(n, 0, "{table} still has {condition}");
+    }
+
+    // The compliance topics are carried out and audited.
+    for name in &privacy {
+        let (topic, body) = fixture(name);
+        assert_eq!(server.webhook(&topic, &body, name).0, 200);
+    }
+    await_count(&lake, "SELECT count(*) FROM privacy_audit", 3);
+    let (dir, lake, _) = server.stop();
+    let actions = lake_rows(&lake, "SELECT action FROM privacy_audit ORDER BY action");
+    assert_eq!(
+        actions,
+        vec![
+            json!({"action": "customer_exported"}),
+            json!({"action": "customer_redacted"}),
+            json!({"action": "shop_redacted"}),
+        ]
+    );
+    let export = dir.join(format!("exports/{SHOP}/customer-191167-request-9999.json"));
+    assert!(export.exists(), "{}", export.display());
+    // shop/redact came from the demo shop: none of its rows are left, in any table but the
+    // audit log; the other shop keeps everything.
+    let tables = ok(&lake, &["tables"]);
+    for table in tables.lines().filter_map(|l| l.split_whitespace().next()) {
+        if table == "privacy_audit" || !table.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        let Some(row) = lake_rows(
+            &lake,
+            &format!("SELECT count(*) AS n FROM {table} WHERE shop_id = '{SHOP}'"),
+        )
+        .pop() else {
+            continue;
+        };
+        assert_eq!(row["n"], 0, "{table} still holds rows of the redacted shop");
+    }
+    assert!(
+        lake_count(&lake, "SELECT count(*) FROM orders") > 0,
+        "the other shop's orders stay"
+    );
+}
+
+/// Data files on disk that the table's Delta log no longer references (`add` minus
+/// `remove` over every commit): after a redaction there must be none.
+fn unreferenced_files(table: &Path) -> Vec<String> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    logs.sort();
+    let mut live = std::collections::HashSet::new();
+    for log in logs {
+        for line in std::fs::read_to_string(&log).unwrap().lines() {
+            let action: Value = serde_json::from_str(line).unwrap();
+            let decode = |p: &Value| p.as_str().unwrap().replace("%3D", "=").replace("%2D", "-");
+            if let Some(path) = action.get("add").map(|a| decode(&a["path"])) {
+                live.insert(path);
+            }
+            if let Some(path) = action.get("remove").map(|r| decode(&r["path"])) {
+                live.remove(&path);
+            }
+        }
+    }
+    let mut on_disk = Vec::new();
+    let mut dirs = vec![table.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.ends_with("_delta_log") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                on_disk.push(
+                    path.strip_prefix(table)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    on_disk.retain(|p| !live.contains(p));
+    on_disk
+}
+
+#[test]
+fn customers_redact_removes_the_customer_from_lake_state_and_old_files() {
+    let server = Server::start();
+    let lake = server.lake.clone();
+    // The demo customer with the most conversations.
+    let who = lake_rows(
+        &lake,
+        &format!(
+            "SELECT c.id, c.email_hash FROM customers c JOIN conversations v \
+             ON v.shop_id = c.shop_id AND v.customer_id = c.id WHERE c.shop_id = '{SHOP}' \
+             GROUP BY c.id, c.email_hash ORDER BY count(*) DESC, c.id LIMIT 1"
+        ),
+    );
+    let id = who[0]["id"].as_i64().unwrap();
+    let hash = who[0]["email_hash"].as_str().unwrap().to_string();
+    let record: Value = std::fs::read_to_string(root().join("data/demo-store/customers.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|c| c["id"] == id)
+        .unwrap();
+    let email = record["email"].as_str().unwrap().to_string();
+    let name = format!(
+        "{} {}",
+        record["first_name"].as_str().unwrap(),
+        record["last_name"].as_str().unwrap()
+    );
+    let their_orders: Vec<Value> = orders()
+        .into_iter()
+        .filter(|o| o["customer"]["id"] == id)
+        .collect();
+    assert!(!their_orders.is_empty());
+    let order_ids: Vec<i64> = their_orders
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    let conversations: Vec<String> = lake_rows(
+        &lake,
+        &format!("SELECT id FROM conversations WHERE shop_id = '{SHOP}' AND customer_id = {id}"),
+    )
+    .iter()
+    .map(|c| c["id"].as_str().unwrap().to_string())
+    .collect();
+
+    // They also chat now and verify: operational state and fresh lake rows.
+    let number = their_orders[0]["order_number"].as_i64().unwrap();
+    let first = server.chat(None, &format!("where is my order #{number}?"));
+    let chat = first["conversation_id"].as_str().unwrap().to_string();
+    let (status, verified) = server.post(
+        &format!("/v1/conversations/{chat}/verify"),
+        &json!({"order_number": number.to_string(), "email": email}),
+    );
+    assert_eq!(
+        (status, &verified["verified"]),
+        (200, &json!(true)),
+        "{verified}"
+    );
+    await_count(
+        &lake,
+        &format!("SELECT count(*) FROM conversations WHERE id = '{chat}'"),
+        1,
+    );
+
+    let request = json!({"shop_id": 1, "shop_domain": SHOP,
+        "customer": {"id": id, "email": email, "phone": record["phone"]},
+        "orders_to_redact": order_ids});
+    let (status, _) = server.webhook(
+        "customers/redact",
+        request.to_string().as_bytes(),
+        "redact-1",
+    );
+    assert_eq!(status, 200);
+    await_count(
+        &lake,
+        "SELECT count(*) FROM privacy_audit WHERE action = 'customer_redacted'",
+        1,
+    );
+    let (status, gone) = server.get(&format!("/v1/conversations/{chat}"));
+    assert_eq!(
+        status, 404,
+        "the live conversation is forgotten too: {gone}"
+    );
+    let (_, lake, _) = server.stop();
+
+    let ids = order_ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut all_conversations = conversations.clone();
+    all_conversations.push(chat);
+    let quoted = all_conversations
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (what, sql) in [
+        (
+            "customer row",
+            format!("SELECT count(*) FROM customers WHERE id = {id} OR email_hash = '{hash}'"),
+        ),
+        (
+            "orders pointing at them",
+            format!(
+                "SELECT count(*) FROM orders WHERE customer_id = {id} OR email_hash = '{hash}' OR (id IN ({ids}) AND ship_city IS NOT NULL)"
+            ),
+        ),
+        (
+            "conversations",
+            format!(
+                "SELECT count(*) FROM conversations WHERE customer_id = {id} OR id IN ({quoted})"
+            ),
+        ),
+        (
+            "messages",
+            format!("SELECT count(*) FROM messages WHERE conversation_id IN ({quoted})"),
+        ),
+        (
+            "turns",
+            format!("SELECT count(*) FROM turns WHERE conversation_id IN ({quoted})"),
+        ),
+        (
+            "handoffs",
+            format!(
+                "SELECT count(*) FROM handoffs WHERE conversation_id IN ({quoted}) OR packet LIKE '%{hash}%'"
+            ),
+        ),
+        (
+            "csat",
+            format!("SELECT count(*) FROM csat WHERE conversation_id IN ({quoted})"),
+        ),
+        (
+            "raw deliveries",
+            format!("SELECT count(*) FROM webhook_events WHERE payload LIKE '%{email}%'"),
+        ),
+    ] {
+        // The second shop reuses the demo's ids, so each check is about the redacting shop.
+        let sql = sql.replacen(" WHERE ", &format!(" WHERE shop_id = '{SHOP}' AND ("), 1) + ")";
+        assert_eq!(lake_count(&lake, &sql), 0, "{what} remain: {sql}");
+    }
+    let other_shop = lake_count(
+        &lake,
+        &format!("SELECT count(*) FROM customers WHERE id = {id} AND shop_id <> '{SHOP}'"),
+    );
+    assert_eq!(
+        other_shop, 1,
+        "the other shop's customer with the same id is not theirs to redact"
+    );
+    // Orders stay for the accounts.
+    let kept = lake_count(
+        &lake,
+        &format!("SELECT count(*) FROM orders WHERE shop_id = '{SHOP}' AND id IN ({ids})"),
+    );
+    assert_eq!(kept, i64::try_from(order_ids.len()).unwrap());
+    let audit = lake_rows(
+        &lake,
+        "SELECT customer_id, rows_affected, files_purged, table_counts FROM privacy_audit",
+    );
+    assert_eq!(audit[0]["customer_id"], id);
+    assert!(
+        audit[0]["rows_affected"].as_i64().unwrap() > i64::try_from(order_ids.len()).unwrap(),
+        "{audit:?}"
+    );
+    // The old files that held them are gone.
+    let lake_dir = PathBuf::from(&lake);
+    for table in [
+        "customers",
+        "orders",
+        "conversations",
+        "messages",
+        "turns",
+        "webhook_events",
+    ] {
+        let stale = unreferenced_files(&lake_dir.join(table));
+        assert!(stale.is_empty(), "{table} keeps old files: {stale:?}");
+    }
+    // No index document names them (the index holds catalog and knowledge, never people).
+    let out = Command::new(env!("CARGO_BIN_EXE_supportlake"))
+        .current_dir(root())
+        .env("SUPPORTLAKE_LAKE_URL", &lake)
+        .env("SUPPORTLAKE_INDEX_DIR", &built().index)
+        .args([
+            "search",
+            &format!("{name} {email} {id}"),
+            "-k",
+            "50",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits = String::from_utf8(out.stdout).unwrap();
+    for needle in [email.as_str(), name.as_str(), &id.to_string(), &hash] {
+        assert!(!hits.contains(needle), "the index returns {needle}");
+    }
+}
+
+#[test]
+fn a_product_webhook_reaches_the_index_within_seconds() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let lake = dir.join("lake");
+    let index = dir.join("index");
+    copy_dir(&built().lake, &lake);
+    copy_dir(&built().index, &index);
+    let server = Server::start_in(dir, lake.clone(), index.clone());
+    let product = lake_rows(
+        &lake,
+        &format!(
+            "SELECT id, handle, vendor FROM products WHERE shop_id = '{SHOP}' ORDER BY id LIMIT 1"
+        ),
+    )
+    .remove(0);
+    let title = "Aurora Borealis Expedition Parka";
+    let body = json!({"id": product["id"], "handle": product["handle"], "title": title,
+        "body_html": "<p>A down parka for polar nights, rated to minus forty.</p>",
+        "vendor": product["vendor"], "product_type": "Jackets", "status": "active",
+        "published_at": "2026-01-01T00:00:00Z", "tags": "parka, down", "options": [], "variants": [],
+        "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-11-28T09:00:00Z"});
+    let sent = Instant::now();
+    let (status, _) = server.webhook("products/update", body.to_string().as_bytes(), "parka-1");
+    assert_eq!(status, 200);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_supportlake"))
+            .current_dir(root())
+            .env("SUPPORTLAKE_LAKE_URL", &lake)
+            .env("SUPPORTLAKE_INDEX_DIR", &index)
+            .args(["search", title, "-k", "1", "--format", "json"])
+            .output()
+            .unwrap();
+        let hits: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if hits[0]["title"] == title {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(240),
+            "the index never showed the new title"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "product webhook → searchable in {:?} (debug build)",
+        sent.elapsed()
+    );
 }

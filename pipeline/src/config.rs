@@ -55,6 +55,16 @@ pub struct Config {
     /// while the model is busy are embedded together, which costs less per message; 1 embeds
     /// every message alone. Env: `SUPPORTLAKE_EMBEDDING_BATCH`.
     pub embedding_batch: usize,
+    /// The Shopify app's client secret (API secret key): webhook deliveries are signed with
+    /// it (`X-Shopify-Hmac-Sha256`). The default is public, for the demo only.
+    /// Env: `SUPPORTLAKE_SHOPIFY_CLIENT_SECRET`.
+    pub shopify_client_secret: String,
+    /// The client secret before the last rotation, still accepted while Shopify's retries
+    /// signed with it drain (empty: none). Env: `SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET`.
+    pub shopify_previous_client_secret: String,
+    /// Where `customers/data_request` writes its JSON export of everything held about the
+    /// shopper, for the merchant to send on. Env: `SUPPORTLAKE_EXPORTS_DIR`.
+    pub exports_dir: PathBuf,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
@@ -63,6 +73,8 @@ pub const DEMO_PII_HASH_KEY: &str = "supportlake-demo-key-not-for-production";
 pub const DEMO_STOREFRONT_SECRET: &str = "supportlake-demo-storefront-secret";
 /// The demo agent token: anybody can read the handoff inbox with it.
 pub const DEMO_AGENT_TOKEN: &str = "supportlake-demo-agent-token";
+/// The demo Shopify client secret: anybody can sign webhooks with it.
+pub const DEMO_SHOPIFY_CLIENT_SECRET: &str = "supportlake-demo-shopify-client-secret";
 
 impl Default for Config {
     fn default() -> Self {
@@ -78,6 +90,9 @@ impl Default for Config {
             storefront_secret: DEMO_STOREFRONT_SECRET.into(),
             agent_token: DEMO_AGENT_TOKEN.into(),
             embedding_batch: 8,
+            shopify_client_secret: DEMO_SHOPIFY_CLIENT_SECRET.into(),
+            shopify_previous_client_secret: String::new(),
+            exports_dir: PathBuf::from("./data/exports"),
         }
     }
 }
@@ -96,6 +111,12 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("storefront_secret", "SUPPORTLAKE_STOREFRONT_SECRET"),
     ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
     ("embedding_batch", "SUPPORTLAKE_EMBEDDING_BATCH"),
+    ("shopify_client_secret", "SUPPORTLAKE_SHOPIFY_CLIENT_SECRET"),
+    (
+        "shopify_previous_client_secret",
+        "SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET",
+    ),
+    ("exports_dir", "SUPPORTLAKE_EXPORTS_DIR"),
 ];
 
 fn positive(key: &str, value: &str) -> Result<usize> {
@@ -144,6 +165,11 @@ impl Config {
             "state_dir" => self.state_dir = value.into(),
             "storefront_secret" => self.storefront_secret = value.into(),
             "agent_token" => self.agent_token = value.into(),
+            "shopify_client_secret" => self.shopify_client_secret = value.into(),
+            "shopify_previous_client_secret" => {
+                self.shopify_previous_client_secret = value.into();
+            }
+            "exports_dir" => self.exports_dir = value.into(),
             "ingest_batch_rows" => self.ingest_batch_rows = positive(key, value)?,
             "embedding_batch" => self.embedding_batch = positive(key, value)?,
             other => {
@@ -158,7 +184,9 @@ impl Config {
     /// The configuration with its secrets replaced by a note, for printing.
     pub fn redacted(&self) -> Self {
         let hide = |value: &str, demo: &str| {
-            if value == demo {
+            if value.is_empty() {
+                String::new()
+            } else if value == demo {
                 format!("{value} (public demo value)")
             } else {
                 "(set, not shown)".to_string()
@@ -168,6 +196,8 @@ impl Config {
             pii_hash_key: hide(&self.pii_hash_key, DEMO_PII_HASH_KEY),
             storefront_secret: hide(&self.storefront_secret, DEMO_STOREFRONT_SECRET),
             agent_token: hide(&self.agent_token, DEMO_AGENT_TOKEN),
+            shopify_client_secret: hide(&self.shopify_client_secret, DEMO_SHOPIFY_CLIENT_SECRET),
+            shopify_previous_client_secret: hide(&self.shopify_previous_client_secret, ""),
             ..self.clone()
         }
     }
@@ -258,6 +288,8 @@ mod tests {
         config.agent_token = "s3cr3t-agent".into();
         config.storefront_secret = "s3cr3t-theme".into();
         config.pii_hash_key = "s3cr3t-key".into();
+        config.shopify_client_secret = "s3cr3t-shopify".into();
+        config.shopify_previous_client_secret = "s3cr3t-old-shopify".into();
         let printed = toml::to_string(&config.redacted()).unwrap();
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert_eq!(config.redacted().lake_url, config.lake_url);

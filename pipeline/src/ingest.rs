@@ -214,6 +214,25 @@ fn reason_class(reason: &str) -> String {
         .to_string()
 }
 
+/// The `quarantine` row of a record that cannot be ingested. Keyed by content, so
+/// replaying the same bad input adds nothing.
+pub fn quarantine_row(
+    shop_id: &str,
+    run_id: &str,
+    file: &str,
+    record_ref: &str,
+    table: &str,
+    reason: &str,
+    raw: &str,
+) -> Value {
+    let id = hex::encode(&Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16]);
+    json!({
+        "shop_id": shop_id, "id": id, "run_id": run_id, "target_table": table,
+        "source_file": file, "record_ref": record_ref, "reason": reason,
+        "raw": truncate(raw), "quarantined_at": now_micros(),
+    })
+}
+
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -250,17 +269,17 @@ fn decode_file(
             } => {
                 stats.quarantined += 1;
                 *stats.reasons.entry(reason_class(&reason)).or_default() += 1;
-                // Keyed by content, so replaying the same bad input adds nothing.
-                let id = hex::encode(
-                    &Sha256::digest(format!("{file}\n{record_ref}\n{reason}\n{raw}"))[..16],
-                );
                 vec![(
                     "quarantine",
-                    json!({
-                        "shop_id": ctx.shop_id, "id": id, "run_id": run_id, "target_table": table,
-                        "source_file": file, "record_ref": record_ref, "reason": reason,
-                        "raw": truncate(&raw), "quarantined_at": now_micros(),
-                    }),
+                    quarantine_row(
+                        &ctx.shop_id,
+                        &run_id,
+                        &file,
+                        &record_ref,
+                        table,
+                        &reason,
+                        &raw,
+                    ),
                 )]
             }
         };

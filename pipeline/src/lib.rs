@@ -42,10 +42,12 @@ pub mod ingest;
 pub mod intents;
 pub mod lake;
 pub mod pii;
+pub mod privacy;
 pub mod report;
 pub mod source;
 pub mod sql;
 pub mod text;
+pub mod webhook;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};

@@ -356,6 +356,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
         response: handoff_schema,
         handler: || post(resolve_handoff),
     },
+    Endpoint {
+        method: Method::POST,
+        path: "/webhooks/shopify",
+        summary: "Shopify webhook deliveries (any topic). Verified by X-Shopify-Hmac-Sha256 (401 invalid_hmac), shop (401 unknown_shop) and headers (400 missing_header); 200 only once the delivery is durable; repeats of an event are acknowledged as duplicate and dropped. Body limit 4 MiB.",
+        agent: false,
+        request: Some(
+            || json!({"type": "object", "description": "the topic's payload, exactly as Shopify signed it"}),
+        ),
+        response: || json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["accepted", "duplicate"]}}}),
+        handler: || {
+            post(crate::webhook::receive)
+                .layer(DefaultBodyLimit::max(crate::webhook::WEBHOOK_BODY_LIMIT))
+        },
+    },
 ];
 
 /// The OpenAPI 3.1 document of [`ENDPOINTS`].
@@ -458,9 +472,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> 
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let outbox = state.store().transaction(store::outbox_len)?;
+    let webhook_outbox = state.webhook_store().transaction(store::outbox_len)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(outbox),
+        state.metrics().render(outbox, webhook_outbox),
     )
         .into_response())
 }

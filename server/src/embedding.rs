@@ -35,9 +35,16 @@ struct Request {
 }
 
 /// Embeds single messages from many concurrent requests, batching those that wait.
-#[derive(Debug)]
 pub struct QueryEmbedder {
     queue: Sender<Request>,
+    /// The model, also lent to index updates.
+    model: Arc<dyn Embedder>,
+}
+
+impl std::fmt::Debug for QueryEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEmbedder").finish_non_exhaustive()
+    }
 }
 
 impl QueryEmbedder {
@@ -51,14 +58,22 @@ impl QueryEmbedder {
     ) -> Result<Self, ServerError> {
         let (queue, waiting) = mpsc::channel();
         let waiting = Arc::new(Mutex::new(waiting));
-        for (n, embedder) in std::iter::repeat_n(embedder, workers.max(1)).enumerate() {
+        for (n, embedder) in std::iter::repeat_n(embedder.clone(), workers.max(1)).enumerate() {
             let waiting = waiting.clone();
             std::thread::Builder::new()
                 .name(format!("embed-{n}"))
                 .spawn(move || work(embedder.as_ref(), &waiting, max_batch.max(1)))
                 .map_err(|e| ServerError::NotReady(format!("cannot start embedding: {e}")))?;
         }
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            model: embedder,
+        })
+    }
+
+    /// The model the workers use (index updates embed changed passages with it).
+    pub fn model(&self) -> &dyn Embedder {
+        self.model.as_ref()
     }
 
     /// The message's vector.

@@ -14,13 +14,24 @@
 //! transaction ([`store`]) then loads the conversation, lets [`answer`] compose the reply
 //! from the in-memory snapshot of orders, shipments, refunds, stock and the return window
 //! ([`commerce`]), escalates when it must (a handoff with its packet), saves the new state,
-//! and queues the turn's lake rows in the outbox. The [`record::Recorder`] writes those to
+//! and queues the turn's lake rows in the outbox. The [`record::Applier`] writes those to
 //! Delta in the background, so a shopper never waits on a lake commit and a restart loses
 //! nothing.
 //!
+//! ## A webhook's way through
+//!
+//! `POST /webhooks/shopify` ([`webhook`]) checks the headers, the HMAC signature and the
+//! shop, then hands the delivery to the [`webhook::Acknowledger`], which commits it with
+//! the others that arrived meanwhile (one fsync for the group) into the webhook store's
+//! outbox, dropping repeats of an event already held, and only then answers 200. The
+//! applier maps it into the lake ([`pipeline::webhook`]) with the outbox position in the
+//! same Delta commit, carries out deletions and privacy requests ([`pipeline::privacy`]),
+//! and updates the index and the commerce snapshot when the catalog or policies changed.
+//!
 //! ## What runs beside the requests
 //!
-//! * the recorder (outbox → lake, every five seconds, and a last flush on shutdown);
+//! * the applier (chat outbox → lake every five seconds, webhook outbox → lake every
+//!   second, and a last flush of both on shutdown);
 //! * a refresher that switches to a new index generation when `CURRENT` moves (after
 //!   `supportlake rebuild`) and reloads the commerce snapshot when a commerce table's Delta
 //!   version changes.
@@ -37,6 +48,7 @@ pub mod identity;
 pub mod metrics;
 pub mod record;
 pub mod store;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,17 +68,21 @@ use crate::answer::{Cited, Source, Understanding};
 use crate::commerce::Snapshot;
 use crate::embedding::QueryEmbedder;
 use crate::metrics::Metrics;
-use crate::record::Recorder;
+use crate::record::Applier;
 use crate::store::Store;
+use crate::webhook::Acknowledger;
 
 /// Passages retrieved per turn (recorded with their scores; the best are cited).
 const RETRIEVED: usize = 5;
 /// How often the refresher looks for a new index generation or changed commerce tables.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
-/// How often the recorder drains the outbox into the lake: soon enough for reports on live
+/// How often the applier writes chat records into the lake: soon enough for reports on live
 /// chat, seldom enough that the commits stay few and large (each costs about the same
 /// whatever its size; every second cost 15% of the server's capacity, BENCHMARKS.md).
 const RECORD_EVERY: Duration = Duration::from_secs(5);
+/// How often the applier applies webhook deliveries: store changes should reach answers
+/// within seconds. An empty outbox costs one SQLite read.
+const APPLY_EVERY: Duration = Duration::from_secs(1);
 
 /// The live index generation with what answering looks up in it.
 #[derive(Debug)]
@@ -116,11 +132,14 @@ pub struct Settings {
     pub agent_token: String,
     pub index_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The whole configuration (index updates and privacy exports need more of it).
+    pub config: Config,
 }
 
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
         Self {
+            config: config.clone(),
             pii_hash_key: config.pii_hash_key.clone(),
             storefront_secret: config.storefront_secret.clone(),
             agent_token: config.agent_token.clone(),
@@ -139,6 +158,8 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     store: Arc<Store>,
+    webhook_store: Arc<Store>,
+    acknowledger: Acknowledger,
     lake: Lake,
     queries: QueryEmbedder,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -164,6 +185,8 @@ impl AppState {
         queries: QueryEmbedder,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(Store::open(&settings.state_dir)?);
+        let webhook_store = Arc::new(Store::open_webhooks(&settings.state_dir)?);
+        let acknowledger = Acknowledger::start(webhook_store.clone())?;
         let snapshot = Snapshot::load(&lake).await?;
         let index = match IndexDir::new(&settings.index_dir).open_current() {
             Ok(generation) => Some(Arc::new(LoadedIndex::new(generation))),
@@ -174,6 +197,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 settings,
                 store,
+                webhook_store,
+                acknowledger,
                 lake,
                 queries,
                 snapshot: RwLock::new(Arc::new(snapshot)),
@@ -189,6 +214,15 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The webhook store (acknowledged deliveries waiting for the lake).
+    pub fn webhook_store(&self) -> &Store {
+        &self.inner.webhook_store
+    }
+
+    pub fn acknowledger(&self) -> &Acknowledger {
+        &self.inner.acknowledger
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -291,9 +325,10 @@ impl AppState {
         Ok((new_index, new_snapshot))
     }
 
-    /// A recorder draining this server's outbox into its lake.
-    pub fn recorder(&self) -> Recorder {
-        Recorder::new(self.inner.store.clone(), self.inner.lake.clone())
+    /// The applier of this server's outboxes (fails when another process runs one on the
+    /// same state directory).
+    pub fn applier(&self) -> Result<Applier, ServerError> {
+        Applier::new(self.clone())
     }
 }
 
@@ -305,7 +340,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let recorder = tokio::spawn(state.recorder().run(RECORD_EVERY, stop_rx.clone()));
+    let applier = tokio::spawn(
+        state
+            .applier()?
+            .run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()),
+    );
     let refresher = {
         let state = state.clone();
         let mut stop = stop_rx;
@@ -328,6 +367,6 @@ pub async fn serve(
     // The requests are done: stop the background work, with a last flush of the outbox.
     let _ = stop_tx.send(true);
     let _ = refresher.await;
-    let _ = recorder.await;
+    let _ = applier.await;
     Ok(())
 }

@@ -41,6 +41,8 @@ struct Values {
     intents: BTreeMap<String, u64>,
     handoffs: BTreeMap<String, u64>,
     abstentions: BTreeMap<String, u64>,
+    webhooks: BTreeMap<String, u64>,
+    webhook_duplicates: BTreeMap<String, u64>,
 }
 
 /// The server's metrics.
@@ -86,8 +88,21 @@ impl Metrics {
         });
     }
 
-    /// The exposition text.
-    pub fn render(&self, outbox: i64) -> String {
+    /// One acknowledged webhook delivery (a duplicate is acknowledged and dropped).
+    pub fn webhook(&self, topic: &str, duplicate: bool) {
+        self.with(|v| {
+            let counter = if duplicate {
+                &mut v.webhook_duplicates
+            } else {
+                &mut v.webhooks
+            };
+            *counter.entry(topic.to_string()).or_default() += 1;
+        });
+    }
+
+    /// The exposition text; `outbox` and `webhook_outbox` are the entries waiting for the
+    /// lake.
+    pub fn render(&self, outbox: i64, webhook_outbox: i64) -> String {
         let v = self
             .values
             .lock()
@@ -133,6 +148,18 @@ impl Metrics {
                 "reason",
                 &v.abstentions,
             ),
+            (
+                "supportlake_webhooks_total",
+                "Webhook deliveries durably acknowledged, by topic.",
+                "topic",
+                &v.webhooks,
+            ),
+            (
+                "supportlake_webhook_duplicates_total",
+                "Webhook deliveries dropped as repeats of one already acknowledged, by topic.",
+                "topic",
+                &v.webhook_duplicates,
+            ),
         ];
         for (name, help, label, values) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -143,6 +170,10 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP supportlake_lake_outbox_rows Rows recorded but not yet written to the lake.\n# TYPE supportlake_lake_outbox_rows gauge\nsupportlake_lake_outbox_rows {outbox}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP supportlake_webhook_outbox_deliveries Deliveries acknowledged but not yet applied to the lake.\n# TYPE supportlake_webhook_outbox_deliveries gauge\nsupportlake_webhook_outbox_deliveries {webhook_outbox}"
         );
         out
     }
@@ -159,7 +190,15 @@ mod tests {
         metrics.request("POST", "/v1/chat", 200, Duration::from_millis(70));
         metrics.answer("order_status", None, None);
         metrics.answer("talk_to_human", None, Some("explicit_request"));
-        let text = metrics.render(3);
+        metrics.webhook("orders/paid", false);
+        metrics.webhook("orders/paid", true);
+        let text = metrics.render(3, 4);
+        assert!(
+            text.contains("supportlake_webhooks_total{topic=\"orders/paid\"} 1")
+                && text.contains("supportlake_webhook_duplicates_total{topic=\"orders/paid\"} 1")
+                && text.contains("supportlake_webhook_outbox_deliveries 4"),
+            "{text}"
+        );
         assert!(text.contains("supportlake_http_requests_total{method=\"POST\",route=\"/v1/chat\",status=\"200\"} 2"), "{text}");
         assert!(
             text.contains(

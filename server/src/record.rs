@@ -1,29 +1,54 @@
-//! Every turn reaches the lake (`conversations`, `messages`, `turns`, `handoffs`, `csat`),
-//! so the analysts' reports see live chat.
+//! The applier: everything the server learns reaches the lake through one path.
 //!
-//! A request writes the rows it produces into the state store's outbox in the same
-//! transaction as the state change itself ([`crate::store::enqueue`]). The [`Recorder`]
-//! drains the outbox in the background: it groups the oldest entries per table, writes each
-//! table as one Delta commit (the lake's keyed upsert keeps the newest row per key), and only
-//! then forgets the entries. A crash between the commit and the forgetting replays rows the
-//! lake already holds, which the upsert ignores; a crash before the commit loses nothing,
-//! because the entries are still in the outbox. Shopper-visible latency never waits for
-//! Delta.
+//! Two outboxes feed it. Every chat turn writes its rows (`conversations`, `messages`,
+//! `turns`, `handoffs`, `csat`) into the state store's outbox in the same transaction as the
+//! state change itself ([`crate::store::enqueue`]); every acknowledged webhook delivery is
+//! one `webhook_events` entry in the webhook store's outbox ([`crate::webhook`]). The
+//! [`Applier`] drains both in the background, in order of their sequence numbers:
+//!
+//! 1. a `webhook_events` entry is expanded by [`pipeline::webhook::effect`] into the rows of
+//!    its topic (orders, products, …), a deletion, or a privacy request; a payload that
+//!    cannot be mapped is quarantined with its reason (the raw delivery is kept regardless);
+//! 2. the rows are grouped per table and each table is written as one Delta commit (the
+//!    keyed upsert keeps the newest version of a row, so a late, older delivery changes
+//!    nothing). The commit carries a [`Mark`]: the outbox's app id and the last sequence
+//!    number it covers, in the same atomic commit as the rows;
+//! 3. deletions and privacy requests run, in order (each is idempotent);
+//! 4. only then are the entries forgotten.
+//!
+//! A crash anywhere replays the entries still in the outbox, and each table skips those at
+//! or below its mark: nothing is applied twice and nothing acknowledged is lost. One applier
+//! runs per state directory (`applier.lock`), which is what makes the marks it remembers
+//! trustworthy. Shopper-visible latency never waits for Delta.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use pipeline::Lake;
-use pipeline::lake::schema;
+use pipeline::lake::{Mark, schema};
+use pipeline::source::Context;
+use pipeline::webhook::{Delivery, Effect, PrivacyRequest};
 use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::answer::{Answer, Understanding};
 use crate::error::ServerError;
 use crate::store::{self, Conversation, Handoff, Message, Store};
 
 /// Entries written per drain: bounds the memory and the size of one commit.
 const DRAIN_ROWS: usize = 20_000;
+/// The Delta application ids of the two outboxes' marks.
+pub const CHAT_APP_ID: &str = "supportlake-chat-outbox";
+pub const WEBHOOK_APP_ID: &str = "supportlake-webhook-outbox";
+/// Tables whose change means the retrieval index or its product facts are stale.
+const INDEXED_TABLES: &[&str] = &[
+    "products",
+    "variants",
+    "inventory_levels",
+    "policies",
+    "articles",
+];
 
 /// `2026-11-28T…` → `2026-11`, the month partition.
 fn month(timestamp: &str) -> String {
@@ -126,76 +151,403 @@ pub fn handoff_row(h: &Handoff) -> Value {
     })
 }
 
-/// Drains the outbox into the lake.
-#[derive(Debug)]
-pub struct Recorder {
-    store: Arc<Store>,
-    lake: Lake,
+/// One outbox the applier drains, and the app id its marks carry.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub store: Arc<Store>,
+    pub app_id: &'static str,
 }
 
-impl Recorder {
-    pub fn new(store: Arc<Store>, lake: Lake) -> Self {
-        Self { store, lake }
+/// What one drain did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Outbox entries taken.
+    pub entries: usize,
+    /// Tables whose content changed.
+    pub changed: BTreeSet<&'static str>,
+}
+
+/// Drains the outboxes into the lake (see the module doc).
+#[derive(Debug)]
+pub struct Applier {
+    state: AppState,
+    /// The mark each (app id, table) was last written with, read from the lake once.
+    marks: Mutex<HashMap<(&'static str, &'static str), i64>>,
+    /// Held while this applier exists: one applier per state directory.
+    _lock: std::fs::File,
+}
+
+/// Takes `<state_dir>/applier.lock`, or says who holds it.
+fn lock(state_dir: &Path) -> Result<std::fs::File, ServerError> {
+    std::fs::create_dir_all(state_dir)?;
+    let path = state_dir.join("applier.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    file.try_lock().map_err(|_| {
+        ServerError::NotReady(format!(
+            "another process applies this state directory's outboxes ({} is locked): is a server running?",
+            path.display()
+        ))
+    })?;
+    Ok(file)
+}
+
+impl Applier {
+    /// The applier of `state`'s outboxes; fails when another process already has one.
+    pub fn new(state: AppState) -> Result<Self, ServerError> {
+        let lock = lock(&state.settings().state_dir)?;
+        Ok(Self {
+            state,
+            marks: Mutex::new(HashMap::new()),
+            _lock: lock,
+        })
     }
 
-    /// Writes the oldest outbox entries to the lake; returns how many were written.
-    pub async fn drain_once(&self) -> Result<usize, ServerError> {
-        let entries = self.store.transaction(|tx| store::outbox(tx, DRAIN_ROWS))?;
-        let Some(last) = entries.last().map(|e| e.seq) else {
-            return Ok(0);
-        };
-        let mut by_table: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for entry in &entries {
-            by_table
-                .entry(entry.table.clone())
-                .or_default()
-                .push(entry.row.clone());
+    pub fn chat(&self) -> Outbox {
+        Outbox {
+            store: self.state.inner.store.clone(),
+            app_id: CHAT_APP_ID,
         }
-        for (table, rows) in by_table {
-            let Some(spec) = schema::table(&table) else {
+    }
+
+    pub fn webhooks(&self) -> Outbox {
+        Outbox {
+            store: self.state.inner.webhook_store.clone(),
+            app_id: WEBHOOK_APP_ID,
+        }
+    }
+
+    async fn mark_of(
+        &self,
+        app_id: &'static str,
+        spec: &'static schema::TableSpec,
+    ) -> Result<i64, ServerError> {
+        if let Some(mark) = self.lock_marks().get(&(app_id, spec.name)) {
+            return Ok(*mark);
+        }
+        let mark = self
+            .state
+            .inner
+            .lake
+            .applied_version(spec, app_id)
+            .await?
+            .unwrap_or(0);
+        self.lock_marks().insert((app_id, spec.name), mark);
+        Ok(mark)
+    }
+
+    fn lock_marks(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, &'static str), i64>> {
+        self.marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies the oldest entries of `outbox`.
+    pub async fn drain_once(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
+        let entries = outbox
+            .store
+            .transaction(|tx| store::outbox(tx, DRAIN_ROWS))?;
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return Ok(Applied::default());
+        };
+        let mut applied = Applied {
+            entries: entries.len(),
+            ..Applied::default()
+        };
+        let mut by_table: BTreeMap<&'static str, Vec<(i64, Value)>> = BTreeMap::new();
+        let mut actions = Vec::new();
+        for entry in entries {
+            let Some(spec) = schema::table(&entry.table) else {
                 tracing::error!(
-                    table,
-                    "outbox row for a table the lake does not have; dropped"
+                    table = entry.table,
+                    "outbox entry for a table the lake does not have; dropped"
                 );
                 continue;
             };
-            let started = std::time::Instant::now();
-            let batch = pipeline::ingest::to_batch(spec, &rows)?;
-            self.lake.write(spec, batch).await?;
-            tracing::debug!(table, rows = rows.len(), elapsed = ?started.elapsed(), "recorded");
+            if spec.name == "webhook_events" {
+                self.expand(entry.seq, &entry.row, &mut by_table, &mut actions);
+            }
+            by_table
+                .entry(spec.name)
+                .or_default()
+                .push((entry.seq, entry.row));
         }
-        self.store.transaction(|tx| store::outbox_done(tx, last))?;
-        Ok(entries.len())
+        let lake = &self.state.inner.lake;
+        let mark = Mark {
+            app_id: outbox.app_id.to_string(),
+            version: last,
+        };
+        for (table, rows) in by_table {
+            let spec = schema::table(table).expect("grouped by known tables");
+            let already = self.mark_of(outbox.app_id, spec).await?;
+            let rows: Vec<Value> = rows
+                .into_iter()
+                .filter(|(seq, _)| *seq > already)
+                .map(|(_, row)| row)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            let batch = pipeline::ingest::to_batch(spec, &rows)?;
+            let outcome = lake.write_marked(spec, batch, Some(&mark)).await?;
+            if outcome.written > 0 {
+                self.lock_marks().insert((outbox.app_id, table), last);
+                applied.changed.insert(table);
+            }
+            tracing::debug!(table, rows = rows.len(), elapsed = ?started.elapsed(), "applied");
+        }
+        for (delivery, effect) in actions {
+            self.act(&delivery, effect, &mut applied.changed).await?;
+        }
+        outbox
+            .store
+            .transaction(|tx| store::outbox_done(tx, last))?;
+        Ok(applied)
     }
 
-    /// Drains until the outbox is empty.
-    pub async fn drain(&self) -> Result<usize, ServerError> {
-        let mut total = 0;
+    /// Step 1 of the module doc: what a delivery's topic does.
+    fn expand(
+        &self,
+        seq: i64,
+        row: &Value,
+        by_table: &mut BTreeMap<&'static str, Vec<(i64, Value)>>,
+        actions: &mut Vec<(Delivery, Effect)>,
+    ) {
+        let delivery = match Delivery::from_event_row(row) {
+            Ok(delivery) => delivery,
+            Err(reason) => {
+                tracing::error!(%reason, "unreadable webhook outbox entry; kept raw only");
+                return;
+            }
+        };
+        let ctx = Context {
+            shop_id: delivery.shop_id.clone(),
+            shop_domain: delivery.shop_domain.clone(),
+            pii_key: self.state.settings().pii_hash_key.clone(),
+            export_time: delivery.version(),
+            blogs: HashMap::new(),
+        };
+        match pipeline::webhook::effect(&ctx, &delivery) {
+            Ok(Effect::Rows(rows)) => {
+                for (table, row) in rows {
+                    by_table.entry(table).or_default().push((seq, row));
+                }
+            }
+            Ok(Effect::KeptRaw) => {}
+            Ok(effect) => actions.push((delivery, effect)),
+            Err(reason) => {
+                let row = pipeline::ingest::quarantine_row(
+                    &delivery.shop_id,
+                    "webhooks",
+                    &format!("webhook {}", delivery.topic),
+                    &delivery.event_id,
+                    "webhook_events",
+                    &reason,
+                    &delivery.body,
+                );
+                by_table.entry("quarantine").or_default().push((seq, row));
+            }
+        }
+    }
+
+    /// Step 3 of the module doc: a deletion or a privacy request.
+    async fn act(
+        &self,
+        delivery: &Delivery,
+        effect: Effect,
+        changed: &mut BTreeSet<&'static str>,
+    ) -> Result<(), ServerError> {
+        let lake = &self.state.inner.lake;
+        let settings = self.state.settings();
+        let shop = delivery.shop_id.as_str();
+        let request = match effect {
+            Effect::Delete(deletes) => {
+                for (table, predicate) in deletes {
+                    let spec = schema::table(table).expect("deletes name known tables");
+                    if lake.delete_where(spec, &predicate).await? > 0 {
+                        changed.insert(spec.name);
+                    }
+                }
+                return Ok(());
+            }
+            Effect::Privacy(request) => request,
+            Effect::Rows(_) | Effect::KeptRaw => return Ok(()),
+        };
+        let (action, customer, outcome) = match &request {
+            PrivacyRequest::RedactCustomer(customer) => {
+                let email_hash = customer
+                    .email
+                    .as_deref()
+                    .map(|e| pipeline::pii::email_hash(&settings.pii_hash_key, e));
+                self.state.store().transaction(|tx| {
+                    store::forget_customer(tx, shop, customer.id, email_hash.as_deref())
+                })?;
+                let outcome = pipeline::privacy::redact_customer(
+                    lake,
+                    &settings.pii_hash_key,
+                    shop,
+                    customer,
+                )
+                .await?;
+                ("customer_redacted", Some(customer), outcome)
+            }
+            PrivacyRequest::ExportCustomer {
+                customer,
+                request_id,
+            } => {
+                let outcome = pipeline::privacy::export_customer(
+                    lake,
+                    &settings.pii_hash_key,
+                    shop,
+                    customer,
+                    *request_id,
+                    &settings.config.exports_dir,
+                )
+                .await?;
+                ("customer_exported", Some(customer), outcome)
+            }
+            PrivacyRequest::RedactShop => {
+                self.state
+                    .store()
+                    .transaction(|tx| store::forget_shop(tx, shop))?;
+                let outcome = pipeline::privacy::redact_shop(lake, shop).await?;
+                ("shop_redacted", None, outcome)
+            }
+        };
+        if action != "customer_exported" {
+            changed.extend(outcome.table_counts.keys().copied());
+        }
+        tracing::info!(
+            action,
+            shop,
+            rows = outcome.rows_affected(),
+            files = outcome.files_purged,
+            "privacy request carried out"
+        );
+        let audit = json!({
+            "shop_id": shop,
+            "id": format!("{}:{}", delivery.topic, delivery.event_id),
+            "topic": delivery.topic,
+            "customer_id": customer.and_then(|c| c.id),
+            "order_ids": customer.map(|c| c.order_ids.clone()).unwrap_or_default(),
+            "action": action,
+            "rows_affected": outcome.rows_affected(),
+            "table_counts": serde_json::to_string(&outcome.table_counts)?,
+            "files_purged": outcome.files_purged,
+            "export_path": outcome.export_path.map(|p| p.display().to_string()),
+            "requested_at": delivery.version(),
+            "completed_at": chrono::Utc::now().timestamp_micros(),
+        });
+        let spec = schema::table("privacy_audit").expect("privacy_audit is a table");
+        lake.write(spec, pipeline::ingest::to_batch(spec, &[audit])?)
+            .await?;
+        Ok(())
+    }
+
+    /// Drains `outbox` until it is empty.
+    pub async fn drain(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
+        let mut total = Applied::default();
         loop {
-            let written = self.drain_once().await?;
-            total += written;
-            if written < DRAIN_ROWS {
+            let applied = self.drain_once(outbox).await?;
+            total.entries += applied.entries;
+            total.changed.extend(applied.changed);
+            if applied.entries < DRAIN_ROWS {
                 return Ok(total);
             }
         }
     }
 
-    /// Drains every `every` until `stop` fires, then once more.
-    pub async fn run(self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// After catalog or policy changes: builds a new index generation (only the changed
+    /// passages are embedded again; the others come from the embedding cache) and switches
+    /// the server to it and to the new commerce snapshot at once.
+    pub async fn follow(&self, changed: &BTreeSet<&'static str>) {
+        if changed.is_empty() {
+            return;
+        }
+        let settings = self.state.settings();
+        let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
+        if indexed && self.state.index().is_ok() {
+            let index_dir = index::generation::IndexDir::new(&settings.index_dir);
+            match index_dir.lock("rebuild") {
+                Ok(_lock) => {
+                    let started = Instant::now();
+                    match index::rebuild::build_index(
+                        &settings.config,
+                        &self.state.inner.lake,
+                        self.state.inner.queries.model(),
+                        "*",
+                        None,
+                        true,
+                    )
+                    .await
+                    {
+                        Ok(summary) => {
+                            tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up")
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(%error, "index busy; the running build will include the changes")
+                }
+            }
+        }
+        if let Err(error) = self.state.refresh().await {
+            tracing::warn!(%error, "refresh after applying changes failed");
+        }
+    }
+
+    /// Applies the webhook outbox every `every`, the chat outbox every `chat_every`, until
+    /// `stop` fires; then drains both once more.
+    pub async fn run(
+        self,
+        every: Duration,
+        chat_every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let (chat, webhooks) = (self.chat(), self.webhooks());
+        let mut last_chat = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            if let Err(error) = self.drain().await {
-                // The entries stay in the outbox; the next round retries them.
-                tracing::error!(%error, "writing chat records to the lake failed; will retry");
+            let mut changed = BTreeSet::new();
+            // Chat first: a redaction arriving by webhook must find the turns recorded before it.
+            if last_chat.elapsed() >= chat_every {
+                last_chat = Instant::now();
+                match self.drain(&chat).await {
+                    Ok(applied) => changed.extend(applied.changed),
+                    // The entries stay in the outbox; the next round retries them.
+                    Err(error) => {
+                        tracing::error!(%error, "writing chat records to the lake failed; will retry")
+                    }
+                }
             }
+            match self.drain(&webhooks).await {
+                Ok(applied) => changed.extend(applied.changed),
+                Err(error) => {
+                    tracing::error!(%error, "applying webhook deliveries failed; will retry")
+                }
+            }
+            self.follow(&changed).await;
         }
-        match self.drain().await {
-            Ok(n) => tracing::info!(rows = n, "chat records flushed to the lake"),
-            Err(error) => {
-                tracing::error!(%error, "final flush to the lake failed; rows stay in the outbox");
+        for outbox in [&chat, &webhooks] {
+            match self.drain(outbox).await {
+                Ok(applied) => tracing::info!(
+                    entries = applied.entries,
+                    app = outbox.app_id,
+                    "outbox flushed to the lake"
+                ),
+                Err(error) => {
+                    tracing::error!(%error, "final flush to the lake failed; entries stay in the outbox")
+                }
             }
         }
     }

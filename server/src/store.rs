@@ -74,6 +74,24 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 ";
 
+/// The webhook store: the outbox of acknowledged deliveries and the keys seen recently
+/// (Shopify retries for 4 hours; a key is kept a day).
+const WEBHOOK_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    row TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_seen (
+    shop_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (shop_id, topic, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_seen_age ON webhook_seen (received_at);
+";
+
 /// Who the shopper proved to be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
@@ -179,14 +197,28 @@ fn json_column<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> 
 const STATEMENTS: usize = 64;
 
 impl Store {
-    /// Opens (creating when missing) `state.sqlite` in `dir`.
+    /// Opens (creating when missing) `state.sqlite` in `dir`: the chat state.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(dir)?;
-        let connection = Connection::open(dir.join("state.sqlite"))?;
+        Self::open_file(&dir.join("state.sqlite"), SCHEMA, "NORMAL")
+    }
+
+    /// Opens (creating when missing) `webhooks.sqlite` in `dir`: acknowledged deliveries.
+    /// Every commit is fsync'd (`synchronous = FULL`): a delivery Shopify was told we have
+    /// must survive a power cut too, not only a crash. The acknowledger commits deliveries
+    /// in groups, so the fsync is shared.
+    pub fn open_webhooks(dir: &Path) -> Result<Self, ServerError> {
+        Self::open_file(&dir.join("webhooks.sqlite"), WEBHOOK_SCHEMA, "FULL")
+    }
+
+    fn open_file(path: &Path, schema: &str, synchronous: &str) -> Result<Self, ServerError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "synchronous", synchronous)?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
-        connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(schema)?;
         // Every statement is prepared once and reused (`prepare_cached`): parsing SQL per
         // request was a few percent of the server's CPU under load.
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
@@ -502,4 +534,89 @@ pub fn outbox_len(tx: &Transaction<'_>) -> Result<i64, ServerError> {
     Ok(tx
         .prepare_cached("SELECT count(*) FROM outbox")?
         .query_row([], |r| r.get(0))?)
+}
+
+/// Records a delivery's key; `false` when it was seen already (a duplicate to drop).
+pub fn first_sighting(
+    tx: &Transaction<'_>,
+    shop: &str,
+    topic: &str,
+    event_id: &str,
+    received_at: i64,
+) -> Result<bool, ServerError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO webhook_seen (shop_id, topic, event_id, received_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![shop, topic, event_id, received_at])?;
+    Ok(inserted == 1)
+}
+
+/// Forgets delivery keys first seen before `before` (µs).
+pub fn forget_sightings(tx: &Transaction<'_>, before: i64) -> Result<usize, ServerError> {
+    Ok(tx
+        .prepare_cached("DELETE FROM webhook_seen WHERE received_at < ?1")?
+        .execute(params![before])?)
+}
+
+/// Deletes the conversations that match `condition` (SQL over `conversations`, with
+/// `?1` bound to `value`), with their messages, handoffs and waiting outbox rows: a
+/// redaction reaches the operational state as well as the lake. Returns how many.
+fn forget_conversations_where(
+    tx: &Transaction<'_>,
+    condition: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<usize, ServerError> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY); DELETE FROM doomed;",
+    )?;
+    tx.execute(
+        &format!("INSERT INTO doomed SELECT id FROM conversations WHERE {condition}"),
+        [value],
+    )?;
+    tx.execute_batch(
+        "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM doomed);
+         DELETE FROM handoffs WHERE conversation_id IN (SELECT id FROM doomed);
+         DELETE FROM outbox WHERE json_extract(row, '$.conversation_id') IN (SELECT id FROM doomed)
+            OR (table_name = 'conversations' AND json_extract(row, '$.id') IN (SELECT id FROM doomed));",
+    )?;
+    let forgotten = tx.execute(
+        "DELETE FROM conversations WHERE id IN (SELECT id FROM doomed)",
+        [],
+    )?;
+    Ok(forgotten)
+}
+
+/// `customers/redact` in the operational state: the customer's conversations (by verified
+/// customer id or email hash) of `shop`.
+pub fn forget_customer(
+    tx: &Transaction<'_>,
+    shop: &str,
+    customer_id: Option<i64>,
+    email_hash: Option<&str>,
+) -> Result<usize, ServerError> {
+    let shop_sql = pipeline::webhook::sql_string(shop);
+    let mut forgotten = 0;
+    if let Some(id) = customer_id {
+        forgotten += forget_conversations_where(
+            tx,
+            &format!("shop_id = {shop_sql} AND json_extract(identity, '$.customer_id') = ?1"),
+            &id,
+        )?;
+    }
+    if let Some(hash) = email_hash {
+        forgotten += forget_conversations_where(
+            tx,
+            &format!("shop_id = {shop_sql} AND json_extract(identity, '$.email_hash') = ?1"),
+            &hash,
+        )?;
+    }
+    Ok(forgotten)
+}
+
+/// `shop/redact` in the operational state: every conversation of the shop.
+pub fn forget_shop(tx: &Transaction<'_>, shop: &str) -> Result<usize, ServerError> {
+    let forgotten = forget_conversations_where(tx, "shop_id = ?1", &shop)?;
+    tx.execute("DELETE FROM handoffs WHERE shop_id = ?1", [shop])?;
+    Ok(forgotten)
 }

@@ -22,8 +22,9 @@ use deltalake::arrow::datatypes::TimestampMicrosecondType;
 use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext, col};
-use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructType, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
@@ -41,6 +42,27 @@ pub struct WriteOutcome {
     pub written: usize,
     /// Rows that matched what the lake already holds (same or older version): skipped.
     pub unchanged: usize,
+}
+
+/// A writer's position, committed atomically with the rows it covers (a Delta `txn`
+/// action: application id and version, as kafka-delta-ingest records its offsets). A writer
+/// that crashed after the commit reads [`Lake::applied_version`] on restart and skips what
+/// the table already holds, so nothing is applied twice and nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub app_id: String,
+    pub version: i64,
+}
+
+impl Mark {
+    fn commit_properties(mark: Option<&Mark>) -> CommitProperties {
+        let properties = CommitProperties::default();
+        match mark {
+            Some(m) => properties
+                .with_application_transaction(Transaction::new(m.app_id.clone(), m.version)),
+            None => properties,
+        }
+    }
 }
 
 /// Handle on a lake location.
@@ -142,13 +164,25 @@ impl Lake {
 
     /// Writes a batch with the table's [`WriteMode`], as at most one Delta commit.
     pub async fn write(&self, spec: &TableSpec, batch: RecordBatch) -> Result<WriteOutcome> {
+        self.write_marked(spec, batch, None).await
+    }
+
+    /// [`Lake::write`], committing `mark` in the same Delta commit as the rows. When the
+    /// rows change nothing there is no commit, and the mark is not recorded: replaying
+    /// them is harmless.
+    pub async fn write_marked(
+        &self,
+        spec: &TableSpec,
+        batch: RecordBatch,
+        mark: Option<&Mark>,
+    ) -> Result<WriteOutcome> {
         if batch.num_rows() == 0 {
             return Ok(WriteOutcome::default());
         }
         let incoming = batch.num_rows();
         let table = self.ensure(spec).await?;
         if spec.mode == WriteMode::Append {
-            append(table, spec, vec![batch]).await?;
+            append(table, spec, vec![batch], mark).await?;
             return Ok(WriteOutcome {
                 written: incoming,
                 unchanged: 0,
@@ -158,7 +192,7 @@ impl Lake {
         if table.snapshot()?.log_data().num_files() == 0 {
             // Nothing stored yet: every (deduplicated) row is new, no join needed.
             let written = batch.num_rows();
-            append(table, spec, vec![batch]).await?;
+            append(table, spec, vec![batch], mark).await?;
             return Ok(WriteOutcome {
                 written,
                 unchanged: incoming - written,
@@ -174,18 +208,111 @@ impl Lake {
             return Ok(outcome);
         }
         if replaces_existing {
-            merge(table, spec, rows).await?;
+            merge(table, spec, rows, mark).await?;
         } else {
-            append(table, spec, rows).await?;
+            append(table, spec, rows, mark).await?;
         }
         Ok(outcome)
     }
+
+    /// The last version `app_id` committed to the table with a [`Mark`] (`None`: never).
+    pub async fn applied_version(&self, spec: &TableSpec, app_id: &str) -> Result<Option<i64>> {
+        let Some(table) = self.load(spec).await? else {
+            return Ok(None);
+        };
+        Ok(table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await?)
+    }
+
+    /// Rows of the table matching a SQL `predicate` (the table is `t`).
+    pub async fn count_where(&self, spec: &TableSpec, predicate: &str) -> Result<usize> {
+        let Some(table) = self.load(spec).await? else {
+            return Ok(0);
+        };
+        let ctx = session()?;
+        table.update_datafusion_session(&ctx.state())?;
+        ctx.register_table("t", table.table_provider().await?)?;
+        let batches = ctx
+            .sql(&format!("SELECT count(*) FROM t WHERE {predicate}"))
+            .await?
+            .collect()
+            .await?;
+        let count = batches
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>())
+            .map_or(0, |a| a.value(0));
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// Deletes the rows matching a SQL `predicate` (one commit, none when nothing matches);
+    /// returns how many.
+    pub async fn delete_where(&self, spec: &TableSpec, predicate: &str) -> Result<usize> {
+        let matching = self.count_where(spec, predicate).await?;
+        if matching == 0 {
+            return Ok(0);
+        }
+        let table = self.ensure(spec).await?;
+        table
+            .delete()
+            .with_predicate(predicate)
+            .with_writer_properties(writer_properties())
+            .await?;
+        Ok(matching)
+    }
+
+    /// Sets `columns` to SQL expressions in the rows matching `predicate` (one commit, none
+    /// when nothing matches); returns how many rows.
+    pub async fn update_where(
+        &self,
+        spec: &TableSpec,
+        predicate: &str,
+        columns: &[(&str, &str)],
+    ) -> Result<usize> {
+        let matching = self.count_where(spec, predicate).await?;
+        if matching == 0 {
+            return Ok(0);
+        }
+        let table = self.ensure(spec).await?;
+        let update = columns.iter().fold(
+            table
+                .update()
+                .with_predicate(predicate)
+                .with_writer_properties(writer_properties()),
+            |u, (column, value)| u.with_update(*column, *value),
+        );
+        update.await?;
+        Ok(matching)
+    }
+
+    /// Deletes, now, every file the table's current version no longer references: after a
+    /// privacy deletion the old files still hold the deleted rows, and Delta's default
+    /// 7-day retention would keep them. Time travel to before this point stops working,
+    /// which is the purpose. Returns the number of files deleted.
+    pub async fn purge_history(&self, spec: &TableSpec) -> Result<usize> {
+        let Some(table) = self.load(spec).await? else {
+            return Ok(0);
+        };
+        let (_, vacuumed) = table
+            .vacuum()
+            .with_retention_period(chrono::Duration::zero())
+            .with_enforce_retention_duration(false)
+            .await?;
+        Ok(vacuumed.files_deleted.len())
+    }
 }
 
-async fn append(table: DeltaTable, spec: &TableSpec, batches: Vec<RecordBatch>) -> Result<()> {
+async fn append(
+    table: DeltaTable,
+    spec: &TableSpec,
+    batches: Vec<RecordBatch>,
+    mark: Option<&Mark>,
+) -> Result<()> {
     table
         .write(batches)
         .with_save_mode(SaveMode::Append)
+        .with_commit_properties(Mark::commit_properties(mark))
         .with_partition_columns(spec.partition.into_iter().map(String::from))
         .with_writer_properties(writer_properties())
         .with_target_file_size(std::num::NonZeroU64::new(TARGET_FILE_BYTES))
@@ -341,7 +468,12 @@ async fn new_or_newer_rows(
     Ok((rows, replaces_existing))
 }
 
-async fn merge(table: DeltaTable, spec: &TableSpec, rows: Vec<RecordBatch>) -> Result<()> {
+async fn merge(
+    table: DeltaTable,
+    spec: &TableSpec,
+    rows: Vec<RecordBatch>,
+    mark: Option<&Mark>,
+) -> Result<()> {
     let ctx = session()?;
     let source = ctx.read_batches(rows)?;
     let mut predicate: Vec<String> = spec
@@ -364,6 +496,7 @@ async fn merge(table: DeltaTable, spec: &TableSpec, rows: Vec<RecordBatch>) -> R
         .with_source_alias("source")
         .with_target_alias("target")
         .with_writer_properties(writer_properties())
+        .with_commit_properties(Mark::commit_properties(mark))
         .when_matched_update(|update| {
             let update = match version {
                 Some(v) => update.predicate(format!("source.{v} > target.{v}", v = quoted(v))),

@@ -539,8 +539,8 @@ pub static TABLES: LazyLock<Vec<TableSpec>> = LazyLock::new(|| {
         // -- operations --------------------------------------------------------------------
         spec(
             "webhook_events",
-            "Every verified Shopify webhook delivery, raw and deduplicated.",
-            &["shop_id", "event_id"],
+            "Every verified Shopify webhook delivery, raw and deduplicated (by event and topic).",
+            &["shop_id", "event_id", "topic"],
             InsertOnce,
             None,
             vec![
@@ -553,6 +553,27 @@ pub static TABLES: LazyLock<Vec<TableSpec>> = LazyLock::new(|| {
                 t("received_at"),
                 s("headers"),
                 s("payload"),
+            ],
+        ),
+        spec(
+            "privacy_audit",
+            "One row per privacy request carried out (customers/redact, shop/redact, customers/data_request): what, when, how many rows.",
+            &["shop_id", "id"],
+            InsertOnce,
+            None,
+            vec![
+                shop(),
+                s_req("id"),
+                s("topic"),
+                i("customer_id"),
+                ints("order_ids"),
+                s("action"),
+                i("rows_affected"),
+                s("table_counts"),
+                i("files_purged"),
+                s("export_path"),
+                t("requested_at"),
+                t("completed_at"),
             ],
         ),
         spec(

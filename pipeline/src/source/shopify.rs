@@ -191,68 +191,216 @@ pub fn order(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
         })));
     }
     for f in o.objects("fulfillments")? {
-        let line_ids = f
-            .objects("line_items")?
-            .iter()
-            .map(|l| l.id("id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.push(("fulfillments", json!({
-            "shop_id": ctx.shop_id, "id": f.id("id")?, "order_id": id, "name": f.opt_str("name")?,
-            "status": f.opt_enum("status", &["pending", "open", "success", "cancelled", "error", "failure"])?,
-            "shipment_status": f.opt_enum("shipment_status", SHIPMENT_STATUSES)?,
-            "tracking_company": f.opt_str("tracking_company")?, "tracking_number": f.opt_str("tracking_number")?,
-            "tracking_url": f.opt_str("tracking_url")?, "line_item_ids": line_ids,
-            "estimated_delivery_at": f.opt_ts("estimated_delivery_at")?, "delivered_at": f.opt_ts("delivered_at")?,
-            "created_at": f.opt_ts("created_at")?, "updated_at": f.opt_ts("updated_at")?.unwrap_or(updated_at),
-        })));
+        rows.push(("fulfillments", fulfillment_row(ctx, id, f, updated_at)?));
     }
     for r in o.objects("refunds")? {
-        let mut amount_cents: i64 = 0;
-        let mut currency = None;
-        for t in r.objects("transactions")? {
-            if t.opt_str("kind")? == Some("refund") && t.opt_str("status")? != Some("failure") {
-                let amount = t.opt_money("amount")?.unwrap_or_default();
-                amount_cents += to_cents(&amount);
-                currency = t.opt_str("currency")?;
-            }
-        }
-        let line_ids = r
-            .objects("refund_line_items")?
-            .iter()
-            .map(|l| l.id("line_item_id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let created = r.opt_ts("created_at")?;
-        rows.push(("refunds", json!({
-            "shop_id": ctx.shop_id, "id": r.id("id")?, "order_id": id, "note": r.opt_str("note")?,
-            "amount": format_cents(amount_cents), "currency": currency, "line_item_ids": line_ids,
-            "restock": r.opt_bool("restock")?, "processed_at": r.opt_ts("processed_at")?,
-            "created_at": created, "updated_at": created.unwrap_or(updated_at),
-        })));
+        rows.push(("refunds", refund_row(ctx, id, r, updated_at)?));
     }
     for ret in o.objects("returns")? {
-        let lines = ret.objects("return_line_items")?;
-        let line_ids = lines
-            .iter()
-            .map(|l| l.opt_id("line_item_id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let quantity: i64 = lines
-            .iter()
-            .map(|l| l.opt_i64("quantity").map(Option::unwrap_or_default))
-            .sum::<Result<i64, _>>()?;
-        let reason = lines
-            .first()
-            .map(|l| l.opt_str("return_reason"))
-            .transpose()?
-            .flatten();
-        rows.push(("returns", json!({
-            "shop_id": ctx.shop_id, "id": ret.id("id")?, "order_id": id, "name": ret.opt_str("name")?,
-            "status": ret.opt_enum("status", RETURN_STATUSES)?, "reason": reason,
-            "line_item_ids": line_ids.into_iter().flatten().collect::<Vec<_>>(), "quantity": quantity,
-            "is_exchange": ret.opt_i64("total_exchange_line_items")?.map(|n| n > 0),
-            "created_at": ret.opt_ts("created_at")?, "updated_at": ret.opt_ts("updated_at")?.unwrap_or(updated_at),
-        })));
+        rows.push(("returns", return_row(ctx, id, ret, updated_at)?));
     }
     Ok(rows)
+}
+
+/// A fulfillment of order `order_id`: nested in an order, or a `fulfillments/*` webhook.
+/// `fallback_version` versions it when it carries no `updated_at`.
+fn fulfillment_row(
+    ctx: &Context,
+    order_id: i64,
+    f: Obj<'_>,
+    fallback_version: i64,
+) -> Result<Value, Reason> {
+    let line_ids = f
+        .objects("line_items")?
+        .iter()
+        .map(|l| l.id("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
+        "shop_id": ctx.shop_id, "id": f.id("id")?, "order_id": order_id, "name": f.opt_str("name")?,
+        "status": f.opt_enum("status", &["pending", "open", "success", "cancelled", "error", "failure"])?,
+        "shipment_status": f.opt_enum("shipment_status", SHIPMENT_STATUSES)?,
+        "tracking_company": f.opt_str("tracking_company")?, "tracking_number": f.opt_str("tracking_number")?,
+        "tracking_url": f.opt_str("tracking_url")?, "line_item_ids": line_ids,
+        "estimated_delivery_at": f.opt_ts("estimated_delivery_at")?, "delivered_at": f.opt_ts("delivered_at")?,
+        "created_at": f.opt_ts("created_at")?,
+        "updated_at": f.opt_ts("updated_at")?.unwrap_or(fallback_version),
+    }))
+}
+
+/// A refund of order `order_id` (nested, or a `refunds/create` webhook): its amount is the
+/// sum of its successful refund transactions.
+fn refund_row(
+    ctx: &Context,
+    order_id: i64,
+    r: Obj<'_>,
+    fallback_version: i64,
+) -> Result<Value, Reason> {
+    let mut amount_cents: i64 = 0;
+    let mut currency = None;
+    for t in r.objects("transactions")? {
+        if t.opt_str("kind")? == Some("refund") && t.opt_str("status")? != Some("failure") {
+            let amount = t.opt_money("amount")?.unwrap_or_default();
+            amount_cents += to_cents(&amount);
+            currency = t.opt_str("currency")?.or(currency);
+        }
+    }
+    let line_ids = r
+        .objects("refund_line_items")?
+        .iter()
+        .map(|l| l.id("line_item_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = r.opt_ts("created_at")?;
+    Ok(json!({
+        "shop_id": ctx.shop_id, "id": r.id("id")?, "order_id": order_id, "note": r.opt_str("note")?,
+        "amount": format_cents(amount_cents), "currency": currency, "line_item_ids": line_ids,
+        "restock": r.opt_bool("restock")?, "processed_at": r.opt_ts("processed_at")?,
+        "created_at": created, "updated_at": created.unwrap_or(fallback_version),
+    }))
+}
+
+/// A return of order `order_id` (nested, or a `returns/*` webhook).
+fn return_row(
+    ctx: &Context,
+    order_id: i64,
+    ret: Obj<'_>,
+    fallback_version: i64,
+) -> Result<Value, Reason> {
+    let lines = ret.objects("return_line_items")?;
+    let line_ids = lines
+        .iter()
+        .map(|l| l.opt_id("line_item_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quantity: i64 = lines
+        .iter()
+        .map(|l| l.opt_i64("quantity").map(Option::unwrap_or_default))
+        .sum::<Result<i64, _>>()?;
+    let reason = lines
+        .first()
+        .map(|l| l.opt_str("return_reason"))
+        .transpose()?
+        .flatten();
+    // Webhooks spell statuses in either case (`OPEN`, `open`).
+    let status = ret.opt_str("status")?.map(str::to_ascii_lowercase);
+    if let Some(status) = &status
+        && !RETURN_STATUSES.contains(&status.as_str())
+    {
+        return Err(format!(
+            "unknown enum value: status = {status:?} (expected one of {})",
+            RETURN_STATUSES.join(", ")
+        ));
+    }
+    Ok(json!({
+        "shop_id": ctx.shop_id, "id": ret.id("id")?, "order_id": order_id, "name": ret.opt_str("name")?,
+        "status": status, "reason": reason,
+        "line_item_ids": line_ids.into_iter().flatten().collect::<Vec<_>>(), "quantity": quantity,
+        "is_exchange": ret.opt_i64("total_exchange_line_items")?.map(|n| n > 0),
+        "created_at": ret.opt_ts("created_at")?,
+        "updated_at": ret.opt_ts("updated_at")?.unwrap_or(fallback_version),
+    }))
+}
+
+/// A `fulfillments/create|update` webhook: one fulfillment with its `order_id`.
+pub fn fulfillment(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
+    let f = Obj::of(record, "fulfillment")?;
+    let row = fulfillment_row(ctx, f.id("order_id")?, f, ctx.export_time)?;
+    Ok(vec![("fulfillments", row)])
+}
+
+/// A `refunds/create` webhook: one refund with its `order_id`.
+pub fn refund(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
+    let r = Obj::of(record, "refund")?;
+    let row = refund_row(ctx, r.id("order_id")?, r, ctx.export_time)?;
+    Ok(vec![("refunds", row)])
+}
+
+/// A `returns/*` webhook: the order is a nested `{id}` object.
+pub fn return_request(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
+    let ret = Obj::of(record, "return")?;
+    let order_id = ret
+        .obj("order")?
+        .ok_or_else(|| "missing field: order".to_string())?
+        .id("id")?;
+    let row = return_row(ctx, order_id, ret, ctx.export_time)?;
+    Ok(vec![("returns", row)])
+}
+
+/// A product in the Admin API's REST shape (`products/create|update` webhooks) with its
+/// variants, mapped as the product CSV maps them.
+pub fn product(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
+    let o = Obj::of(record, "product")?;
+    let id = o.id("id")?;
+    let handle = o.str("handle")?;
+    let updated_at = o.ts("updated_at")?;
+    // `category` is a taxonomy object in current API versions, a string in older exports.
+    let category = match record.get("category") {
+        Some(Value::String(name)) => Some(name.as_str()),
+        _ => match o.obj("category")? {
+            Some(c) => c.opt_str("full_name")?.or(c.opt_str("name")?),
+            None => None,
+        },
+    };
+    let option_names = o
+        .objects("options")?
+        .iter()
+        .map(|opt| opt.str("name").map(String::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Rows = vec![(
+        "products",
+        json!({
+            "shop_id": ctx.shop_id, "id": id, "handle": handle, "title": o.opt_str("title")?,
+            "body_html": o.opt_str("body_html")?, "vendor": o.opt_str("vendor")?,
+            "product_type": o.opt_str("product_type")?, "category": category,
+            "tags": o.tags("tags")?, "option_names": option_names,
+            "status": o.opt_enum("status", &["active", "draft", "archived", "unlisted"])?,
+            "published": Some(o.opt_ts("published_at")?.is_some()),
+            "seo_title": Value::Null, "seo_description": Value::Null,
+            "url": format!("https://{}/products/{handle}", ctx.shop_domain),
+            "created_at": o.opt_ts("created_at")?, "updated_at": updated_at,
+        }),
+    )];
+    for v in o.objects("variants")? {
+        rows.push(("variants", variant_row(ctx, Some(id), v, updated_at)?));
+    }
+    Ok(rows)
+}
+
+/// A `variants/in_stock|out_of_stock` webhook: one variant with its `product_id`.
+pub fn variant(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
+    let v = Obj::of(record, "variant")?;
+    Ok(vec![(
+        "variants",
+        variant_row(ctx, None, v, ctx.export_time)?,
+    )])
+}
+
+fn variant_row(
+    ctx: &Context,
+    product_id: Option<i64>,
+    v: Obj<'_>,
+    fallback_version: i64,
+) -> Result<Value, Reason> {
+    let product_id = match product_id {
+        Some(id) => id,
+        None => v.id("product_id")?,
+    };
+    let quantity = v.opt_i64("inventory_quantity")?;
+    let policy = v.opt_enum("inventory_policy", &["deny", "continue"])?;
+    let options = [
+        v.opt_str("option1")?,
+        v.opt_str("option2")?,
+        v.opt_str("option3")?,
+    ];
+    Ok(json!({
+        "shop_id": ctx.shop_id, "id": v.id("id")?, "product_id": product_id, "sku": v.opt_str("sku")?,
+        "title": v.opt_str("title")?, "option1": options[0], "option2": options[1], "option3": options[2],
+        "price": v.opt_money("price")?, "compare_at_price": v.opt_money("compare_at_price")?,
+        "grams": v.opt_i64("grams")?, "inventory_item_id": v.opt_id("inventory_item_id")?,
+        "inventory_quantity": quantity, "inventory_policy": policy,
+        "available": quantity.map(|q| q > 0 || policy == Some("continue")),
+        "barcode": v.opt_str("barcode")?, "requires_shipping": v.opt_bool("requires_shipping")?,
+        "taxable": v.opt_bool("taxable")?,
+        "updated_at": v.opt_ts("updated_at")?.unwrap_or(fallback_version),
+    }))
 }
 
 fn to_cents(amount: &str) -> i64 {
