@@ -107,6 +107,24 @@ struct Tally {
     by_kind: std::collections::BTreeMap<String, usize>,
 }
 
+impl Tally {
+    /// The tallies of all tasks, latencies sorted.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
+        let mut total = Tally::default();
+        for task in tasks {
+            let t = task.await.expect("load task");
+            total.latencies.extend(t.latencies);
+            total.answers += t.answers;
+            total.errors += t.errors;
+            for (k, v) in t.by_kind {
+                *total.by_kind.entry(k).or_default() += v;
+            }
+        }
+        total.latencies.sort();
+        total
+    }
+}
+
 /// A deterministic pseudo-random sequence per shopper (xorshift).
 struct Dice(u64);
 
@@ -410,15 +428,8 @@ async fn webhooks(address: &str, shop: &str, secret: &str, senders: u64, seconds
             ))
         })
         .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        let t = task.await.expect("sender task");
-        total.latencies.extend(t.latencies);
-        total.answers += t.answers;
-        total.errors += t.errors;
-    }
+    let total = Tally::gather(tasks).await;
     let stopped = Instant::now();
-    total.latencies.sort();
     println!(
         "{senders} senders, each posting as soon as acknowledged, {seconds} s measured after {} s warm-up",
         warmup.as_secs()
@@ -511,17 +522,7 @@ async fn main() {
             ))
         })
         .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        let t = task.await.expect("shopper task");
-        total.latencies.extend(t.latencies);
-        total.answers += t.answers;
-        total.errors += t.errors;
-        for (k, v) in t.by_kind {
-            *total.by_kind.entry(k).or_default() += v;
-        }
-    }
-    total.latencies.sort();
+    let total = Tally::gather(tasks).await;
     let measured = seconds as f64;
     let pacing = match rate {
         Some(r) => format!("offering {r:.0} requests/s at Poisson moments"),

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{ok, root};
+use common::{copy_dir, ok, root};
 
 /// A lake with the demo store and a built index, shared by the tests of this file (building
 /// embeds every passage and intent example once).
@@ -340,19 +340,6 @@ fn private_copy() -> (tempfile::TempDir, PathBuf, PathBuf) {
     copy_dir(&b.lake, &lake);
     copy_dir(&b.index, &index);
     (dir, lake, index)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

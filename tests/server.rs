@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use common::{ok, root};
+use common::{copy_dir, ok, root};
 use serving::*;
 
 fn reply(body: &Value) -> &Value {

@@ -273,7 +273,7 @@ fn decode_file(
                     "quarantine",
                     quarantine_row(
                         &ctx.shop_id,
-                        &run_id,
+                        run_id,
                         &file,
                         &record_ref,
                         table,

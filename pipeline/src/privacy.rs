@@ -69,16 +69,18 @@ fn string_list(ids: &[String]) -> Option<String> {
     })
 }
 
-/// The SQL conditions that pick out the customer's rows in a table with `customer_id`,
-/// `email_hash` and (for orders) `id` columns.
+/// The SQL condition that picks out the customer's rows: by `id_column` (their customer id),
+/// by the keyed hash of their email, and, where the table names orders, by the orders the
+/// request lists. `None` when the request identifies nobody.
 fn customer_match(
     customer: &CustomerRef,
     email_hash: Option<&str>,
+    id_column: &str,
     order_id_column: Option<&str>,
 ) -> Option<String> {
     let mut any = Vec::new();
     if let Some(id) = customer.id {
-        any.push(format!("customer_id = {id}"));
+        any.push(format!("{id_column} = {id}"));
     }
     if let Some(hash) = email_hash {
         any.push(format!("email_hash = {}", sql_string(hash)));
@@ -87,6 +89,14 @@ fn customer_match(
         any.push(format!("{column} IN ({ids})"));
     }
     (!any.is_empty()).then(|| format!("({})", any.join(" OR ")))
+}
+
+/// The keyed hash the lake holds instead of the customer's email.
+fn email_hash_of(pii_key: &str, customer: &CustomerRef) -> Option<String> {
+    customer
+        .email
+        .as_deref()
+        .map(|e| crate::pii::email_hash(pii_key, e))
 }
 
 /// The customer's conversations: theirs by customer id or about one of their orders.
@@ -182,10 +192,7 @@ pub async fn redact_customer(
 ) -> Result<Outcome> {
     let engine = SqlEngine::open(lake).await?;
     let shop_is = format!("shop_id = {}", sql_string(shop));
-    let email_hash = customer
-        .email
-        .as_deref()
-        .map(|e| crate::pii::email_hash(pii_key, e));
+    let email_hash = email_hash_of(pii_key, customer);
     let mut outcome = Outcome::default();
 
     let conversations = conversation_ids(&engine, shop, customer).await?;
@@ -207,25 +214,16 @@ pub async fn redact_customer(
             .await?;
         outcome.add("conversations", rows);
     }
-    // The customer row, by id or by email hash.
-    let mut customer_row = Vec::new();
-    if let Some(id) = customer.id {
-        customer_row.push(format!("id = {id}"));
-    }
-    if let Some(hash) = &email_hash {
-        customer_row.push(format!("email_hash = {}", sql_string(hash)));
-    }
-    if !customer_row.is_empty() {
+    if let Some(customer_row) = customer_match(customer, email_hash.as_deref(), "id", None) {
         let rows = lake
-            .delete_where(
-                spec("customers"),
-                &format!("{shop_is} AND ({})", customer_row.join(" OR ")),
-            )
+            .delete_where(spec("customers"), &format!("{shop_is} AND {customer_row}"))
             .await?;
         outcome.add("customers", rows);
     }
     // Orders stay (accounting), stripped of everything that points at the person.
-    if let Some(matching) = customer_match(customer, email_hash.as_deref(), Some("id")) {
+    if let Some(matching) =
+        customer_match(customer, email_hash.as_deref(), "customer_id", Some("id"))
+    {
         let rows = lake
             .update_where(
                 spec("orders"),
@@ -313,10 +311,7 @@ pub async fn export_customer(
 ) -> Result<Outcome> {
     let engine = SqlEngine::open(lake).await?;
     let shop_is = format!("shop_id = {}", sql_string(shop));
-    let email_hash = customer
-        .email
-        .as_deref()
-        .map(|e| crate::pii::email_hash(pii_key, e));
+    let email_hash = email_hash_of(pii_key, customer);
     let mut outcome = Outcome::default();
     let mut tables = serde_json::Map::new();
     let mut select = async |table: &'static str, condition: Option<String>| -> Result<()> {
@@ -337,14 +332,12 @@ pub async fn export_customer(
         tables.insert(table.to_string(), rows);
         Ok(())
     };
-    let customer_rows = match (customer.id, &email_hash) {
-        (Some(id), Some(hash)) => Some(format!("(id = {id} OR email_hash = {})", sql_string(hash))),
-        (Some(id), None) => Some(format!("id = {id}")),
-        (None, Some(hash)) => Some(format!("email_hash = {}", sql_string(hash))),
-        (None, None) => None,
-    };
-    select("customers", customer_rows).await?;
-    let orders = customer_match(customer, email_hash.as_deref(), Some("id"));
+    select(
+        "customers",
+        customer_match(customer, email_hash.as_deref(), "id", None),
+    )
+    .await?;
+    let orders = customer_match(customer, email_hash.as_deref(), "customer_id", Some("id"));
     select("orders", orders.clone()).await?;
     let of_orders =
         orders.map(|m| format!("order_id IN (SELECT id FROM orders WHERE {shop_is} AND {m})"));

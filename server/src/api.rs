@@ -61,17 +61,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    AppError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("the body is larger than {BODY_LIMIT} bytes"),
-                    )
-                } else {
-                    AppError::bad_request("unreadable_body", rejection.body_text())
-                }
-            })?;
+            .map_err(|rejection| AppError::unreadable_body(&rejection, BODY_LIMIT))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| AppError::bad_request("invalid_utf8", "the body is not valid UTF-8"))?;
         serde_json::from_str(text).map(ApiJson).map_err(|e| {

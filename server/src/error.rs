@@ -3,6 +3,7 @@
 //! the message is for people and may change) and maps to one HTTP status.
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -65,6 +66,19 @@ impl AppError {
         Self {
             retry_after: Some(retry_after),
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
+
+    /// A request body that could not be read: too large for `limit` bytes, or cut short.
+    pub fn unreadable_body(rejection: &BytesRejection, limit: usize) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+        } else {
+            Self::bad_request("unreadable_body", rejection.body_text())
         }
     }
 

@@ -486,15 +486,15 @@ impl Applier {
                     .await
                     {
                         Ok(summary) => {
-                            tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes")
+                            tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes");
                         }
                         Err(error) => {
-                            tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up")
+                            tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up");
                         }
                     }
                 }
                 Err(error) => {
-                    tracing::info!(%error, "index busy; the running build will include the changes")
+                    tracing::info!(%error, "index busy; the running build will include the changes");
                 }
             }
         }
@@ -526,14 +526,14 @@ impl Applier {
                     Ok(applied) => changed.extend(applied.changed),
                     // The entries stay in the outbox; the next round retries them.
                     Err(error) => {
-                        tracing::error!(%error, "writing chat records to the lake failed; will retry")
+                        tracing::error!(%error, "writing chat records to the lake failed; will retry");
                     }
                 }
             }
             match self.drain(&webhooks).await {
                 Ok(applied) => changed.extend(applied.changed),
                 Err(error) => {
-                    tracing::error!(%error, "applying webhook deliveries failed; will retry")
+                    tracing::error!(%error, "applying webhook deliveries failed; will retry");
                 }
             }
             self.follow(&changed).await;
@@ -546,7 +546,7 @@ impl Applier {
                     "outbox flushed to the lake"
                 ),
                 Err(error) => {
-                    tracing::error!(%error, "final flush to the lake failed; entries stay in the outbox")
+                    tracing::error!(%error, "final flush to the lake failed; entries stay in the outbox");
                 }
             }
         }

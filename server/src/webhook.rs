@@ -233,17 +233,8 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, AppError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the delivery is larger than {WEBHOOK_BODY_LIMIT} bytes"),
-            )
-        } else {
-            AppError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })?;
+    let body =
+        body.map_err(|rejection| AppError::unreadable_body(&rejection, WEBHOOK_BODY_LIMIT))?;
     let received_at = chrono::Utc::now().timestamp_micros();
     let delivery = verify(&state, &headers, &body, received_at)?;
     let topic = delivery.topic.clone();

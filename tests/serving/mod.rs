@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ok, root};
+use crate::common::{copy_dir, ok, root};
 
 pub const SHOP: &str = "ridgeline-outfitters.myshopify.com";
 pub const AGENT_TOKEN: &str = "test-agent-token";
@@ -81,19 +81,6 @@ pub fn second_shop(out: &Path) {
             .replace("@example.", "@summit.example.")
             .replace("68310452233", "68310452299");
         std::fs::write(out.join(path.file_name().unwrap()), text).unwrap();
-    }
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

@@ -234,15 +234,7 @@ impl Lake {
         let ctx = session()?;
         table.update_datafusion_session(&ctx.state())?;
         ctx.register_table("t", table.table_provider().await?)?;
-        let batches = ctx
-            .sql(&format!("SELECT count(*) FROM t WHERE {predicate}"))
-            .await?
-            .collect()
-            .await?;
-        let count = batches
-            .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>())
-            .map_or(0, |a| a.value(0));
+        let count = count_of(&ctx, &format!("SELECT count(*) FROM t WHERE {predicate}")).await?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
@@ -568,25 +560,21 @@ pub async fn compact(lake: &Lake) -> Result<Vec<Compaction>> {
     Ok(done)
 }
 
+/// The single `count(*)` a query returns.
+async fn count_of(ctx: &SessionContext, sql: &str) -> Result<i64> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>())
+        .map_or(0, |a| a.value(0)))
+}
+
 /// Row counts of every existing table (for run summaries and tests).
 pub async fn row_counts(lake: &Lake) -> Result<HashMap<&'static str, i64>> {
     let ctx = session()?;
     let mut counts = HashMap::new();
     for name in register_all(lake, &ctx).await? {
-        let batches = ctx
-            .sql(&format!("SELECT count(*) FROM {name}"))
-            .await?
-            .collect()
-            .await?;
-        let count = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
+        let count = count_of(&ctx, &format!("SELECT count(*) FROM {name}")).await?;
         counts.insert(name, count);
     }
     Ok(counts)
