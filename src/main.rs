@@ -160,6 +160,11 @@ enum Command {
         #[command(subcommand)]
         action: WebhooksAction,
     },
+    /// Pull a store's data from a source into the lake.
+    Sync {
+        #[command(subcommand)]
+        source: SyncSource,
+    },
     /// List the lake's tables with their row counts.
     Tables,
     /// Print the resolved configuration.
@@ -176,6 +181,27 @@ enum WebhooksAction {
         /// The shop's myshopify domain, for bare payloads.
         #[arg(long)]
         shop: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncSource {
+    /// The Shopify Admin API (GraphQL): the first sync fetches everything through bulk
+    /// operations, later ones only what changed since the last. Resumes a killed sync. The
+    /// access token comes from `shopify_access_token` (env SUPPORTLAKE_SHOPIFY_ACCESS_TOKEN).
+    Shopify {
+        /// The shop's myshopify domain, e.g. ridgeline-outfitters.myshopify.com.
+        #[arg(long)]
+        shop: String,
+        /// Fetch everything again, even when an earlier sync left a watermark.
+        #[arg(long)]
+        full: bool,
+        /// How often a running bulk operation is polled, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        poll_ms: u64,
+        /// Print the report as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -449,6 +475,37 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             if !replayed.refused.is_empty() {
                 return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Sync {
+            source:
+                SyncSource::Shopify {
+                    shop,
+                    full,
+                    poll_ms,
+                    json,
+                },
+        } => {
+            let lake = Lake::open(config.lake_url()?)?;
+            let report = sync_shopify(&lake, &config, shop, full, poll_ms).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} sync of {}{}: {} objects in {} requests ({:.0} points), {:.1} s waiting for the rate limit or retries ({} throttled, {} HTTP 429, {} server errors), {:.1} s in all",
+                    report.mode,
+                    report.shop,
+                    if report.resumed { " (resumed)" } else { "" },
+                    report.objects.values().sum::<u64>(),
+                    report.requests,
+                    report.cost,
+                    report.waited_seconds,
+                    report.throttled,
+                    report.http_429,
+                    report.server_errors,
+                    report.seconds
+                );
+                print_report(&report.ingest);
             }
         }
         Command::Tables => {
@@ -775,6 +832,51 @@ fn advance(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
         bar.set_length(total);
         bar.set_position(done);
     }
+}
+
+async fn sync_shopify(
+    lake: &Lake,
+    config: &Config,
+    shop: String,
+    full: bool,
+    poll_ms: u64,
+) -> Result<pipeline::admin::SyncReport> {
+    let base_url = if config.shopify_admin_url.is_empty() {
+        format!("https://{shop}")
+    } else {
+        config.shopify_admin_url.clone()
+    };
+    let options = pipeline::admin::SyncOptions {
+        shop,
+        base_url,
+        api_version: config.shopify_api_version.clone(),
+        token: config.shopify_access_token.clone(),
+        full,
+        poll_interval: std::time::Duration::from_millis(poll_ms),
+        retry: pipeline::admin::RetryPolicy::default(),
+    };
+    let bar = progress_bar(0);
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    let mut show = |p: &pipeline::admin::SyncProgress| {
+        let bucket = p.client.throttle.map_or_else(String::new, |t| {
+            format!(
+                " · bucket {:.0}/{:.0} (+{:.0}/s)",
+                t.available_now(),
+                t.maximum,
+                t.restore_rate
+            )
+        });
+        bar.set_message(format!(
+            "{}: {} objects · {} requests{bucket} · {}",
+            p.resource, p.objects, p.client.requests, p.client.state
+        ));
+        bar.tick();
+    };
+    let report = pipeline::admin::sync_shopify(lake, config, &options, &mut show)
+        .await
+        .with_context(|| format!("syncing {}", options.shop))?;
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 async fn ingest(

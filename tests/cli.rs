@@ -7,11 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{ok, root, supportlake};
-
-fn sql_json(lake: &Path, query: &str) -> Vec<serde_json::Value> {
-    serde_json::from_str(&ok(lake, &["sql", query, "--format", "json"])).unwrap()
-}
+use common::{ok, root, sql_json, supportlake};
 
 fn count(lake: &Path, table: &str) -> i64 {
     sql_json(lake, &format!("SELECT count(*) AS n FROM {table}"))[0]["n"]

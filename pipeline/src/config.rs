@@ -65,6 +65,15 @@ pub struct Config {
     /// Where `customers/data_request` writes its JSON export of everything held about the
     /// shopper, for the merchant to send on. Env: `SUPPORTLAKE_EXPORTS_DIR`.
     pub exports_dir: PathBuf,
+    /// Admin API access token of the Shopify app (`shpat_…`), for `supportlake sync shopify`.
+    /// Sent only in the `X-Shopify-Access-Token` header; never printed or logged.
+    /// Env: `SUPPORTLAKE_SHOPIFY_ACCESS_TOKEN`.
+    pub shopify_access_token: String,
+    /// Where the Admin API is, when not at `https://<shop>` (a proxy, or a replay server in
+    /// tests). Env: `SUPPORTLAKE_SHOPIFY_ADMIN_URL`.
+    pub shopify_admin_url: String,
+    /// The Admin API version a sync asks for. Env: `SUPPORTLAKE_SHOPIFY_API_VERSION`.
+    pub shopify_api_version: String,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
@@ -93,6 +102,9 @@ impl Default for Config {
             shopify_client_secret: DEMO_SHOPIFY_CLIENT_SECRET.into(),
             shopify_previous_client_secret: String::new(),
             exports_dir: PathBuf::from("./data/exports"),
+            shopify_access_token: String::new(),
+            shopify_admin_url: String::new(),
+            shopify_api_version: "2026-04".into(),
         }
     }
 }
@@ -117,6 +129,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET",
     ),
     ("exports_dir", "SUPPORTLAKE_EXPORTS_DIR"),
+    ("shopify_access_token", "SUPPORTLAKE_SHOPIFY_ACCESS_TOKEN"),
+    ("shopify_admin_url", "SUPPORTLAKE_SHOPIFY_ADMIN_URL"),
+    ("shopify_api_version", "SUPPORTLAKE_SHOPIFY_API_VERSION"),
 ];
 
 fn positive(key: &str, value: &str) -> Result<usize> {
@@ -170,6 +185,9 @@ impl Config {
                 self.shopify_previous_client_secret = value.into();
             }
             "exports_dir" => self.exports_dir = value.into(),
+            "shopify_access_token" => self.shopify_access_token = value.into(),
+            "shopify_admin_url" => self.shopify_admin_url = value.into(),
+            "shopify_api_version" => self.shopify_api_version = value.into(),
             "ingest_batch_rows" => self.ingest_batch_rows = positive(key, value)?,
             "embedding_batch" => self.embedding_batch = positive(key, value)?,
             other => {
@@ -198,6 +216,7 @@ impl Config {
             agent_token: hide(&self.agent_token, DEMO_AGENT_TOKEN),
             shopify_client_secret: hide(&self.shopify_client_secret, DEMO_SHOPIFY_CLIENT_SECRET),
             shopify_previous_client_secret: hide(&self.shopify_previous_client_secret, ""),
+            shopify_access_token: hide(&self.shopify_access_token, ""),
             ..self.clone()
         }
     }

@@ -31,6 +31,9 @@ pub enum PipelineError {
     /// A report name or parameter is wrong, or a report failed to run.
     #[error("{0}")]
     Report(String),
+    /// The Shopify Admin API refused or failed a sync (after its retries).
+    #[error("shopify: {0}")]
+    Shopify(String),
     /// The input directory is not a Shopify export supportlake understands.
     #[error("input: {0}")]
     Input(String),

@@ -311,6 +311,18 @@ pub async fn ingest(
     config: &Config,
     progress: Progress<'_>,
 ) -> Result<IngestReport> {
+    ingest_labelled(lake, dir, config, &dir.display().to_string(), progress).await
+}
+
+/// [`ingest`], recording `source` as where the run's data came from (a sync's staging
+/// directory is gone afterwards; the shop it came from is what an engineer needs to see).
+pub async fn ingest_labelled(
+    lake: &Lake,
+    dir: &Path,
+    config: &Config,
+    source: &str,
+    progress: Progress<'_>,
+) -> Result<IngestReport> {
     let started = Instant::now();
     let started_at = now_micros();
     let export = ExportDir::open(dir)?;
@@ -389,7 +401,7 @@ pub async fn ingest(
     let report = IngestReport {
         run_id: run_id.clone(),
         shop_id: shop_id.clone(),
-        source: dir.display().to_string(),
+        source: source.to_string(),
         records_read,
         records_ok,
         quarantined,

@@ -13,6 +13,8 @@
 //! * [`source`] — readers for Shopify-format exports (product CSV, Admin API JSON/JSONL,
 //!   conversation exports). Each record maps to rows or to a quarantine reason.
 //! * [`ingest`] — the run: stream records, buffer per table, commit, quarantine, log the run.
+//! * [`admin`] — `sync shopify`: the GraphQL Admin API (bulk operations, incremental pages,
+//!   the cost-based rate limit), checkpointed and committed once per table.
 //! * [`pii`] — what the lake keeps instead of personal data (keyed hashes, masks, redaction).
 //! * [`ids`] — stable ids for formats that carry none.
 //! * [`text`] — readable text, sections and slugs out of the store's HTML.
@@ -34,6 +36,7 @@
 // The Admin API shapes built with `json!` in the generator nest deeper than the default allows.
 #![recursion_limit = "256"]
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod generate;

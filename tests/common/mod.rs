@@ -45,3 +45,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The rows of a query over the lake at `lake`, as JSON objects.
+#[allow(dead_code, reason = "not every test binary queries the lake")]
+pub fn sql_json(lake: &Path, query: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&ok(lake, &["sql", query, "--format", "json"])).expect("JSON rows")
+}

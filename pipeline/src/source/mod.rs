@@ -42,6 +42,8 @@ pub enum FileKind {
     Shop,
     Blogs,
     ProductCsv,
+    /// Products in the Admin API's REST shape (a sync's staging area writes them).
+    Products,
     InventoryLevels,
     Policies,
     Articles,
@@ -57,6 +59,7 @@ impl FileKind {
             Self::Shop => ("shop", "shop"),
             Self::Blogs => ("blogs", "blogs"),
             Self::ProductCsv => ("products", ""),
+            Self::Products => ("products", "products"),
             Self::InventoryLevels => ("inventory_levels", "inventory_levels"),
             Self::Policies => ("policies", "policies"),
             Self::Articles => ("articles", "articles"),
@@ -66,10 +69,11 @@ impl FileKind {
         }
     }
 
-    const ALL: [FileKind; 9] = [
+    const ALL: [FileKind; 10] = [
         Self::Shop,
         Self::Blogs,
         Self::ProductCsv,
+        Self::Products,
         Self::InventoryLevels,
         Self::Policies,
         Self::Articles,
@@ -83,7 +87,7 @@ impl FileKind {
         match self {
             Self::Shop => "shops",
             Self::Blogs => "articles",
-            Self::ProductCsv => "products",
+            Self::ProductCsv | Self::Products => "products",
             Self::InventoryLevels => "inventory_levels",
             Self::Policies => "policies",
             Self::Articles => "articles",
@@ -100,6 +104,7 @@ impl FileKind {
             Self::Policies => shopify::policy(ctx, record),
             Self::Articles => shopify::article(ctx, record),
             Self::Customers => shopify::customer(ctx, record),
+            Self::Products => shopify::product(ctx, record),
             Self::Orders => shopify::order(ctx, record),
             Self::Conversations => conversations::conversation(ctx, record),
             // Blogs only feed the context; CSV rows take another path.
