@@ -194,8 +194,12 @@ enum SyncSource {
         #[arg(long)]
         shop: String,
         /// Fetch everything again, even when an earlier sync left a watermark.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "since")]
         full: bool,
+        /// Fetch, page by page, what changed after this time (RFC 3339), whatever the
+        /// watermark says: a backfill of a window.
+        #[arg(long)]
+        since: Option<String>,
         /// How often a running bulk operation is polled, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         poll_ms: u64,
@@ -482,12 +486,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 SyncSource::Shopify {
                     shop,
                     full,
+                    since,
                     poll_ms,
                     json,
                 },
         } => {
             let lake = Lake::open(config.lake_url()?)?;
-            let report = sync_shopify(&lake, &config, shop, full, poll_ms).await?;
+            let report = sync_shopify(&lake, &config, shop, full, since, poll_ms).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -839,6 +844,7 @@ async fn sync_shopify(
     config: &Config,
     shop: String,
     full: bool,
+    since: Option<String>,
     poll_ms: u64,
 ) -> Result<pipeline::admin::SyncReport> {
     let base_url = if config.shopify_admin_url.is_empty() {
@@ -852,6 +858,7 @@ async fn sync_shopify(
         api_version: config.shopify_api_version.clone(),
         token: config.shopify_access_token.clone(),
         full,
+        since,
         poll_interval: std::time::Duration::from_millis(poll_ms),
         retry: pipeline::admin::RetryPolicy::default(),
     };

@@ -42,6 +42,10 @@ pub struct SyncOptions {
     pub token: String,
     /// Fetch everything through bulk operations even when a watermark exists.
     pub full: bool,
+    /// Fetch, page by page, what changed after this time (RFC 3339) instead of after the
+    /// watermark: a backfill of a window, or (with a time before the store existed) a full
+    /// sync without bulk operations.
+    pub since: Option<String>,
     /// How often a running bulk operation is polled.
     pub poll_interval: Duration,
     pub retry: RetryPolicy,
@@ -527,6 +531,11 @@ pub async fn sync_shopify(
                 .into(),
         ));
     }
+    if let Some(since) = &options.since {
+        chrono::DateTime::parse_from_rfc3339(since).map_err(|e| {
+            PipelineError::Config(format!("--since {since:?} is not an RFC 3339 time: {e}"))
+        })?;
+    }
     let dir = sync_dir(config, &options.shop);
     let staging = dir.join("staging");
     std::fs::create_dir_all(&staging).map_err(|e| PipelineError::io(&staging, e))?;
@@ -539,7 +548,11 @@ pub async fn sync_shopify(
             // A fresh start: whatever a crashed run left unrecorded goes.
             std::fs::remove_dir_all(&staging).map_err(|e| PipelineError::io(&staging, e))?;
             std::fs::create_dir_all(&staging).map_err(|e| PipelineError::io(&staging, e))?;
-            let since = watermark.filter(|_| !options.full).map(|w| w.updated_after);
+            let since = match (&options.since, options.full) {
+                (Some(since), _) => Some(since.clone()),
+                (None, true) => None,
+                (None, false) => watermark.map(|w| w.updated_after),
+            };
             Checkpoint {
                 full: since.is_none(),
                 started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

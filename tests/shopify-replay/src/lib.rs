@@ -330,11 +330,14 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         other => match nodes_of(&state.store, other) {
             Some(nodes) => {
                 let page = page(other, &document, nodes, variables);
-                let returned = page["edges"].as_array().map_or(0, Vec::len) as u64;
-                (
-                    json!({ other: page }),
-                    requested_cost(&document, returned.max(1)),
-                )
+                // Shopify charges what was returned and refunds the rest of the request.
+                let returned: u64 = page["edges"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| objects_in(&e["node"]))
+                    .sum();
+                (json!({ other: page }), (2 + returned) as f64)
             }
             None => {
                 return shopify_error(
@@ -352,6 +355,32 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": actual, "throttleStatus": throttle}},
     }))
     .into_response()
+}
+
+/// A node and every object of its nested connections.
+fn objects_in(node: &Value) -> u64 {
+    match node {
+        Value::Object(fields) => {
+            let own = u64::from(fields.contains_key("id"));
+            own + fields
+                .iter()
+                .map(|(key, value)| {
+                    if key == "edges" {
+                        value
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|e| objects_in(&e["node"]).max(1))
+                            .sum()
+                    } else {
+                        objects_in(value)
+                    }
+                })
+                .sum::<u64>()
+        }
+        Value::Array(items) => items.iter().map(objects_in).sum(),
+        _ => 0,
+    }
 }
 
 fn page(root: &str, document: &str, nodes: &[Value], variables: &Value) -> Value {
