@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use index::bm25::Filter;
 use index::generation::IndexDir;
 use index::{Embedder, FastEmbedder};
@@ -165,6 +165,12 @@ enum Command {
         #[command(subcommand)]
         source: SyncSource,
     },
+    /// Import a helpdesk's past tickets as conversations (resolution path human_only),
+    /// classified by intent when an index exists. Re-importing writes nothing new.
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
     /// List the lake's tables with their row counts.
     Tables,
     /// Print the resolved configuration.
@@ -182,6 +188,45 @@ enum WebhooksAction {
         #[arg(long)]
         shop: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportFormat {
+    /// A directory with tickets.json (Zendesk's incremental ticket export, users
+    /// side-loaded) and ticket_comments.json (each ticket's comments under its id).
+    Zendesk {
+        path: PathBuf,
+        /// Id of the custom field holding seconds spent (the Time Tracking app's).
+        #[arg(long)]
+        handle_time_field: Option<i64>,
+        #[command(flatten)]
+        common: ImportOptions,
+    },
+    /// A directory with tickets.json and messages.json (Gorgias's list responses).
+    Gorgias {
+        path: PathBuf,
+        #[command(flatten)]
+        common: ImportOptions,
+    },
+    /// A CSV export, one row per message, read through a column mapping.
+    Csv {
+        path: PathBuf,
+        /// The mapping file (see data/helpdesk/csv/mapping.toml).
+        #[arg(long)]
+        map: PathBuf,
+        #[command(flatten)]
+        common: ImportOptions,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ImportOptions {
+    /// The shop the tickets belong to (default: the lake's only shop).
+    #[arg(long)]
+    shop: Option<String>,
+    /// Print the report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -513,6 +558,30 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 print_report(&report.ingest);
             }
         }
+        Command::Import { format } => {
+            let (source, path, common) = match format {
+                ImportFormat::Zendesk {
+                    path,
+                    handle_time_field,
+                    common,
+                } => (
+                    pipeline::helpdesk::Source::Zendesk { handle_time_field },
+                    path,
+                    common,
+                ),
+                ImportFormat::Gorgias { path, common } => {
+                    (pipeline::helpdesk::Source::Gorgias, path, common)
+                }
+                ImportFormat::Csv { path, map, common } => (
+                    pipeline::helpdesk::Source::Csv(Box::new(
+                        pipeline::helpdesk::csv::Mapping::load(&map)?,
+                    )),
+                    path,
+                    common,
+                ),
+            };
+            import(&config, &source, &path, common).await?;
+        }
         Command::Tables => {
             let lake = Lake::open(config.lake_url()?)?;
             let counts = pipeline::lake::row_counts(&lake).await?;
@@ -837,6 +906,80 @@ fn advance(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
         bar.set_length(total);
         bar.set_position(done);
     }
+}
+
+/// The lake's shop when it holds exactly one.
+async fn only_shop(lake: &Lake) -> Result<String> {
+    let engine = SqlEngine::open(lake).await?;
+    let batches = engine
+        .query("SELECT DISTINCT shop_id FROM shops ORDER BY shop_id")
+        .await?;
+    let shops: Vec<String> = pipeline::sql::strings(&batches, "shop_id")?
+        .into_iter()
+        .flatten()
+        .collect();
+    match shops.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("the lake holds no shop yet: ingest or sync the store first, or pass --shop"),
+        many => bail!(
+            "the lake holds {} shops ({}): pass --shop",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}
+
+async fn import(
+    config: &Config,
+    source: &pipeline::helpdesk::Source,
+    path: &Path,
+    options: ImportOptions,
+) -> Result<()> {
+    let lake = Lake::open(config.lake_url()?)?;
+    let shop = match options.shop {
+        Some(shop) => shop,
+        None => only_shop(&lake).await?,
+    };
+    // Intents come from the live index generation's classifier, when there is one.
+    let classifier = match IndexDir::new(&config.index_dir).open_current() {
+        Ok(generation) => Some((generation, FastEmbedder::load(&config.assets_dir)?)),
+        Err(error) => {
+            eprintln!(
+                "note: intents are left empty: {error}; import again after it to fill them in"
+            );
+            None
+        }
+    };
+    let mut classify = |text: &str| {
+        let (generation, embedder) = classifier.as_ref()?;
+        generation
+            .classify(embedder, text)
+            .map(|c| c.intent)
+            .map_err(|e| tracing::warn!(error = %e, "classifying an imported message failed"))
+            .ok()
+    };
+    let report = pipeline::helpdesk::import(&lake, config, source, path, &shop, &mut classify)
+        .await
+        .with_context(|| format!("importing {}", path.display()))?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} import into {shop}: {} tickets, {} messages, {} ratings; {} linked to customers, {} to orders, {} classified; rejected {:?}; {} internal notes and {} messages of rejected tickets skipped",
+            report.source,
+            report.tickets,
+            report.messages,
+            report.csat,
+            report.linked_customers,
+            report.linked_orders,
+            report.classified,
+            report.rejected,
+            report.notes_skipped,
+            report.skipped_with_ticket
+        );
+        print_report(&report.ingest);
+    }
+    Ok(())
 }
 
 async fn sync_shopify(

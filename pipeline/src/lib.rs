@@ -13,6 +13,7 @@
 //! * [`source`] — readers for Shopify-format exports (product CSV, Admin API JSON/JSONL,
 //!   conversation exports). Each record maps to rows or to a quarantine reason.
 //! * [`ingest`] — the run: stream records, buffer per table, commit, quarantine, log the run.
+//! * [`helpdesk`] — `import zendesk|gorgias|csv`: past tickets as conversations.
 //! * [`admin`] — `sync shopify`: the GraphQL Admin API (bulk operations, incremental pages,
 //!   the cost-based rate limit), checkpointed and committed once per table.
 //! * [`pii`] — what the lake keeps instead of personal data (keyed hashes, masks, redaction).
@@ -40,6 +41,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod helpdesk;
 pub mod ids;
 pub mod ingest;
 pub mod intents;

@@ -1,5 +1,6 @@
-//! supportlake's conversation export (one conversation per line, as `generate` writes it and
-//! as the answer server records live chats) → conversations, messages, turns, handoffs, csat.
+//! supportlake's conversation export (one conversation per line, as `generate` writes it, as
+//! the answer server records live chats and as helpdesk imports stage past tickets) →
+//! conversations, messages, turns, handoffs, csat, tickets.
 //!
 //! Message text is redacted here ([`crate::pii::redact_text`]): an email typed into a chat
 //! never reaches the lake.
@@ -94,6 +95,20 @@ pub fn conversation(ctx: &Context, record: &Value) -> Result<Rows, Reason> {
             "first_agent_reply_at": h.opt_ts("first_agent_reply_at")?, "resolved_at": h.opt_ts("resolved_at")?,
             "updated_at": latest,
         })));
+    }
+    if let Some(t) = c.obj("ticket")? {
+        rows.push((
+            "tickets",
+            json!({
+                "shop_id": ctx.shop_id, "id": t.str("id")?, "source": t.opt_str("source")?,
+                "external_id": t.opt_str("external_id")?, "conversation_id": id,
+                "subject": t.opt_str("subject")?.map(pii::redact_text),
+                "status": c.opt_enum("status", STATUSES)?, "channel": c.opt_str("channel")?,
+                "customer_id": c.opt_id("customer_id")?, "assignee": c.opt_str("assignee")?,
+                "handle_seconds": c.opt_i64("agent_handle_seconds")?, "created_at": started_at,
+                "solved_at": c.opt_ts("ended_at")?, "updated_at": updated_at,
+            }),
+        ));
     }
     if let Some(s) = c.obj("csat")? {
         let score = s.opt_i64("score")?.ok_or("missing field: csat.score")?;
