@@ -51,6 +51,10 @@ pub struct Config {
     /// Bearer token agents present to the handoff inbox (`/v1/handoffs`). The default is
     /// public, for the demo only. Env: `SUPPORTLAKE_AGENT_TOKEN`.
     pub agent_token: String,
+    /// Bearer token analysts and content owners present to the dashboard and the report API
+    /// (`/dashboard`, `/v1/reports`). The default is public, for the demo only.
+    /// Env: `SUPPORTLAKE_ANALYST_TOKEN`.
+    pub analyst_token: String,
     /// Most shopper messages the answer server embeds in one model call. Messages that wait
     /// while the model is busy are embedded together, which costs less per message; 1 embeds
     /// every message alone. Env: `SUPPORTLAKE_EMBEDDING_BATCH`.
@@ -82,6 +86,8 @@ pub const DEMO_PII_HASH_KEY: &str = "supportlake-demo-key-not-for-production";
 pub const DEMO_STOREFRONT_SECRET: &str = "supportlake-demo-storefront-secret";
 /// The demo agent token: anybody can read the handoff inbox with it.
 pub const DEMO_AGENT_TOKEN: &str = "supportlake-demo-agent-token";
+/// The demo analyst token: anybody can read the dashboard with it.
+pub const DEMO_ANALYST_TOKEN: &str = "supportlake-demo-analyst-token";
 /// The demo Shopify client secret: anybody can sign webhooks with it.
 pub const DEMO_SHOPIFY_CLIENT_SECRET: &str = "supportlake-demo-shopify-client-secret";
 
@@ -98,6 +104,7 @@ impl Default for Config {
             state_dir: PathBuf::from("./data/server"),
             storefront_secret: DEMO_STOREFRONT_SECRET.into(),
             agent_token: DEMO_AGENT_TOKEN.into(),
+            analyst_token: DEMO_ANALYST_TOKEN.into(),
             embedding_batch: 8,
             shopify_client_secret: DEMO_SHOPIFY_CLIENT_SECRET.into(),
             shopify_previous_client_secret: String::new(),
@@ -122,6 +129,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("state_dir", "SUPPORTLAKE_STATE_DIR"),
     ("storefront_secret", "SUPPORTLAKE_STOREFRONT_SECRET"),
     ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
+    ("analyst_token", "SUPPORTLAKE_ANALYST_TOKEN"),
     ("embedding_batch", "SUPPORTLAKE_EMBEDDING_BATCH"),
     ("shopify_client_secret", "SUPPORTLAKE_SHOPIFY_CLIENT_SECRET"),
     (
@@ -180,6 +188,7 @@ impl Config {
             "state_dir" => self.state_dir = value.into(),
             "storefront_secret" => self.storefront_secret = value.into(),
             "agent_token" => self.agent_token = value.into(),
+            "analyst_token" => self.analyst_token = value.into(),
             "shopify_client_secret" => self.shopify_client_secret = value.into(),
             "shopify_previous_client_secret" => {
                 self.shopify_previous_client_secret = value.into();
@@ -214,6 +223,7 @@ impl Config {
             pii_hash_key: hide(&self.pii_hash_key, DEMO_PII_HASH_KEY),
             storefront_secret: hide(&self.storefront_secret, DEMO_STOREFRONT_SECRET),
             agent_token: hide(&self.agent_token, DEMO_AGENT_TOKEN),
+            analyst_token: hide(&self.analyst_token, DEMO_ANALYST_TOKEN),
             shopify_client_secret: hide(&self.shopify_client_secret, DEMO_SHOPIFY_CLIENT_SECRET),
             shopify_previous_client_secret: hide(&self.shopify_previous_client_secret, ""),
             shopify_access_token: hide(&self.shopify_access_token, ""),

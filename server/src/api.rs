@@ -20,7 +20,6 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::answer::{self, Answer, CONFIDENCE_FLOOR, Context, Kind, Source, Understanding};
 use crate::commerce::Snapshot;
@@ -148,14 +147,36 @@ pub struct HandoffQuery {
 
 // -- the endpoint table ---------------------------------------------------------------------
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Shoppers and anyone else.
+    Public,
+    /// Support agents (`agent_token`).
+    Agent,
+    /// Analysts and content owners (`analyst_token`).
+    Analyst,
+}
+
+impl Auth {
+    /// The OpenAPI security scheme's name.
+    fn scheme(self) -> Option<&'static str> {
+        match self {
+            Self::Public => None,
+            Self::Agent => Some("agentToken"),
+            Self::Analyst => Some("analystToken"),
+        }
+    }
+}
+
 /// One route with its documentation.
 #[derive(Debug)]
 pub struct Endpoint {
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
-    /// Requires the agent bearer token.
-    pub agent: bool,
+    /// Which bearer token it requires, if any.
+    pub auth: Auth,
     pub request: Option<fn() -> Value>,
     pub response: fn() -> Value,
     pub handler: fn() -> MethodRouter<AppState>,
@@ -189,7 +210,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/healthz",
         summary: "Liveness: the process answers.",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || json!({"type": "object", "properties": {"status": {"type": "string"}}}),
         handler: || get(healthz),
@@ -198,7 +219,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/readyz",
         summary: "Readiness: an index generation is loaded (503 with code not_ready otherwise).",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "generation": {"type": "string"}, "orders": {"type": "integer"}}}),
         handler: || get(readyz),
@@ -207,7 +228,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/metrics",
         summary: "Prometheus metrics: requests, latencies, intents, handoffs, abstentions.",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || json!({"type": "string"}),
         handler: || get(metrics),
@@ -216,7 +237,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/openapi.json",
         summary: "This document.",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || json!({"type": "object"}),
         handler: || get(openapi_json),
@@ -225,7 +246,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/chat",
         summary: "Send a shopper message; get an automated, sourced reply (or a verification request, or a handoff).",
-        agent: false,
+        auth: Auth::Public,
         request: Some(|| {
             json!({"type": "object", "required": ["shop", "message"], "additionalProperties": false, "properties": {
             "shop": {"type": "string", "description": "shop id, domain or myshopify domain"},
@@ -243,7 +264,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/v1/conversations/{id}",
         summary: "The conversation's messages (for the chat widget to show agent replies).",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || {
             json!({"type": "object", "properties": {"conversation_id": {"type": "string"}, "status": {"type": "string"},
@@ -255,7 +276,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/verify",
         summary: "Verify with order number and email. One generic failure; attempts limited per conversation and client address (429 verification_locked). Answers a waiting question on success.",
-        agent: false,
+        auth: Auth::Public,
         request: Some(|| {
             json!({"type": "object", "required": ["order_number", "email"], "additionalProperties": false,
             "properties": {"order_number": {"type": "string"}, "email": {"type": "string"}}})
@@ -270,7 +291,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/feedback",
         summary: "Was the latest automated answer helpful?",
-        agent: false,
+        auth: Auth::Public,
         request: Some(
             || json!({"type": "object", "required": ["helpful"], "properties": {"helpful": {"type": "boolean"}}}),
         ),
@@ -281,7 +302,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/csat",
         summary: "The shopper's satisfaction score, 1 to 5.",
-        agent: false,
+        auth: Auth::Public,
         request: Some(
             || json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]}}}),
         ),
@@ -292,7 +313,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/resolve",
         summary: "The shopper says their question is answered.",
-        agent: false,
+        auth: Auth::Public,
         request: None,
         response: || json!({"type": "object", "properties": {"status": {"type": "string"}, "resolution_path": {"type": "string"}}}),
         handler: || post(resolve),
@@ -301,7 +322,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/v1/handoffs",
         summary: "The handoff inbox, oldest first; ?status=open|claimed|resolved&shop=…",
-        agent: true,
+        auth: Auth::Agent,
         request: None,
         response: || json!({"type": "object", "properties": {"handoffs": {"type": "array", "items": handoff_schema()}}}),
         handler: || get(list_handoffs),
@@ -310,7 +331,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/v1/handoffs/{id}",
         summary: "One handoff with its packet.",
-        agent: true,
+        auth: Auth::Agent,
         request: None,
         response: handoff_schema,
         handler: || get(get_handoff),
@@ -319,7 +340,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/handoffs/{id}/claim",
         summary: "An agent takes the handoff (409 already_claimed when another has).",
-        agent: true,
+        auth: Auth::Agent,
         request: Some(
             || json!({"type": "object", "required": ["agent"], "properties": {"agent": {"type": "string"}}}),
         ),
@@ -330,7 +351,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/handoffs/{id}/reply",
         summary: "The agent's reply, recorded as a message with role agent.",
-        agent: true,
+        auth: Auth::Agent,
         request: Some(
             || json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}),
         ),
@@ -341,16 +362,40 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/handoffs/{id}/resolve",
         summary: "The agent closes the handoff and its conversation.",
-        agent: true,
+        auth: Auth::Agent,
         request: None,
         response: handoff_schema,
         handler: || post(resolve_handoff),
     },
     Endpoint {
+        method: Method::GET,
+        path: "/v1/reports",
+        summary: "The support reports (name, title, summary) and the shops to filter them by.",
+        auth: Auth::Analyst,
+        request: None,
+        response: || {
+            json!({"type": "object", "properties": {"reports": {"type": "array", "items": {"type": "object"}},
+            "shops": {"type": "array", "items": {"type": "string"}}}})
+        },
+        handler: || get(crate::pages::list_reports),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/v1/reports/{name}",
+        summary: "One report over the lake; ?from=&to= (dates), ?shop=, ?format=json|csv|html (default json). 400 bad_report_parameter, 404 unknown_report.",
+        auth: Auth::Analyst,
+        request: None,
+        response: || {
+            json!({"type": "object", "properties": {"report": {"type": "string"}, "params": {"type": "object"},
+            "rows": {"type": "array", "items": {"type": "object"}}}})
+        },
+        handler: || get(crate::pages::report),
+    },
+    Endpoint {
         method: Method::POST,
         path: "/webhooks/shopify",
         summary: "Shopify webhook deliveries (any topic). Verified by X-Shopify-Hmac-Sha256 (401 invalid_hmac), shop (401 unknown_shop) and headers (400 missing_header); 200 only once the delivery is durable; repeats of an event are acknowledged as duplicate and dropped. Body limit 4 MiB.",
-        agent: false,
+        auth: Auth::Public,
         request: Some(
             || json!({"type": "object", "description": "the topic's payload, exactly as Shopify signed it"}),
         ),
@@ -377,8 +422,8 @@ pub fn openapi() -> Value {
             operation["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": request()}}});
         }
-        if e.agent {
-            operation["security"] = json!([{"agentToken": []}]);
+        if let Some(scheme) = e.auth.scheme() {
+            operation["security"] = json!([{ scheme: [] }]);
         }
         let parameters: Vec<Value> = e
             .path
@@ -400,7 +445,8 @@ pub fn openapi() -> Value {
         "openapi": "3.1.0",
         "info": {"title": "supportlake answer server", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
-        "components": {"securitySchemes": {"agentToken": {"type": "http", "scheme": "bearer"}}},
+        "components": {"securitySchemes": {"agentToken": {"type": "http", "scheme": "bearer"},
+            "analystToken": {"type": "http", "scheme": "bearer"}}},
     })
 }
 
@@ -420,6 +466,12 @@ pub fn router(state: AppState) -> Router {
             }),
         );
     }
+    // The pages are not part of the JSON API (and not in the OpenAPI document).
+    router = router
+        .route("/", get(crate::pages::storefront))
+        .route("/widget.js", get(crate::pages::widget))
+        .route("/inbox", get(crate::pages::inbox))
+        .route("/dashboard", get(crate::pages::dashboard));
     router
         .fallback(|| async { AppError::not_found("not_found", "no such route; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -1105,20 +1157,12 @@ async fn resolve(
 
 /// Checks the agent bearer token (constant time).
 fn agent(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let expected = state.settings().agent_token.as_bytes();
-    if bool::from(presented.as_bytes().ct_eq(expected)) {
-        Ok(())
-    } else {
-        Err(AppError::unauthorized(
-            "agent_token_required",
-            "send the agent token as `Authorization: Bearer …`",
-        ))
-    }
+    crate::pages::bearer(
+        headers,
+        &state.settings().agent_token,
+        "agent_token_required",
+        "agent",
+    )
 }
 
 fn handoff_or_404(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Handoff, AppError> {
@@ -1307,7 +1351,14 @@ mod tests {
                 "{}",
                 e.path
             );
-            assert_eq!(operation.get("security").is_some(), e.agent, "{}", e.path);
+            assert_eq!(
+                operation["security"][0]
+                    .as_object()
+                    .and_then(|o| o.keys().next().cloned()),
+                e.auth.scheme().map(String::from),
+                "{}",
+                e.path
+            );
         }
         assert_eq!(
             doc["paths"]

@@ -514,6 +514,22 @@ impl Snapshot {
     }
 
     /// The shop named by its id, its domain or its myshopify domain.
+    pub fn shops(&self) -> &[Shop] {
+        &self.shops
+    }
+
+    /// The shop's products, by title.
+    pub fn products_of(&self, shop: &str) -> Vec<&Product> {
+        let mut products: Vec<&Product> = self
+            .products
+            .iter()
+            .filter(|((s, _), _)| s == shop)
+            .map(|(_, p)| p)
+            .collect();
+        products.sort_by(|a, b| a.title.cmp(&b.title));
+        products
+    }
+
     pub fn shop(&self, name: &str) -> Option<&Shop> {
         let name = name.trim().to_ascii_lowercase();
         self.shops.iter().find(|s| {

@@ -46,6 +46,7 @@ pub mod embedding;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod pages;
 pub mod record;
 pub mod store;
 pub mod webhook;
@@ -214,6 +215,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.inner.lake
     }
 
     /// The webhook store (acknowledged deliveries waiting for the lake).
