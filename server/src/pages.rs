@@ -204,3 +204,23 @@ pub async fn report(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widget_stays_within_its_weight_budget_and_the_pages_carry_no_external_assets() {
+        // A store pays for every byte of the widget on every page view.
+        assert!(WIDGET.len() < 50_000, "widget.js is {} bytes", WIDGET.len());
+        for (name, page) in [
+            ("widget", WIDGET),
+            ("storefront", STOREFRONT),
+            ("inbox", INBOX),
+            ("dashboard", DASHBOARD),
+        ] {
+            assert!(!page.contains("http://"), "{name} fetches from elsewhere");
+            assert!(!page.contains("https://cdn"), "{name} fetches from a CDN");
+        }
+    }
+}
