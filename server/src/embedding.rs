@@ -72,8 +72,8 @@ impl QueryEmbedder {
     }
 
     /// The model the workers use (index updates embed changed passages with it).
-    pub fn model(&self) -> &dyn Embedder {
-        self.model.as_ref()
+    pub fn model(&self) -> Arc<dyn Embedder> {
+        self.model.clone()
     }
 
     /// The message's vector.

@@ -221,6 +221,11 @@ impl AppState {
         &self.inner.lake
     }
 
+    /// The embedding model the query workers use (index updates and reports share it).
+    pub fn model(&self) -> Arc<dyn index::Embedder> {
+        self.inner.queries.model()
+    }
+
     /// The webhook store (acknowledged deliveries waiting for the lake).
     pub fn webhook_store(&self) -> &Store {
         &self.inner.webhook_store

@@ -7,12 +7,9 @@
 //! other client; the inbox and dashboard hold their bearer token in the tab's session storage,
 //! never in a URL.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use index::{Embedder, FastEmbedder};
 use pipeline::report::{ReportArgs, ReportFormat};
 use pipeline::sql::SqlEngine;
 use serde::Deserialize;
@@ -179,18 +176,17 @@ pub async fn report(
     let engine = SqlEngine::open(state.lake())
         .await
         .map_err(ServerError::from)?;
-    let assets = state.settings().config.assets_dir.clone();
-    let output = index::report::run_report(&engine, &name, &args, || {
-        Ok(Arc::new(FastEmbedder::load(&assets)?) as Arc<dyn Embedder>)
-    })
-    .await
-    .map_err(|error| match error {
-        // Parameters the analyst typed (a date, a shop) are the client's to fix.
-        index::IndexError::Lake(pipeline::PipelineError::Report(message)) => {
-            AppError::bad_request("bad_report_parameter", message)
-        }
-        other => ServerError::from(other).into(),
-    })?;
+    // The knowledge-gap report clusters questions with the model the server already holds.
+    let model = state.model();
+    let output = index::report::run_report(&engine, &name, &args, move || Ok(model))
+        .await
+        .map_err(|error| match error {
+            // Parameters the analyst typed (a date, a shop) are the client's to fix.
+            index::IndexError::Lake(pipeline::PipelineError::Report(message)) => {
+                AppError::bad_request("bad_report_parameter", message)
+            }
+            other => ServerError::from(other).into(),
+        })?;
     let text = pipeline::report::render(&output, format).map_err(ServerError::from)?;
     let mut response =
         (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response();

@@ -478,7 +478,7 @@ impl Applier {
                     match index::rebuild::build_index(
                         &settings.config,
                         &self.state.inner.lake,
-                        self.state.inner.queries.model(),
+                        self.state.inner.queries.model().as_ref(),
                         "*",
                         None,
                         true,
