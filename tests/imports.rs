@@ -1,38 +1,16 @@
 //! `supportlake import zendesk|gorgias|csv` on the shipped samples (`data/helpdesk`, written
-//! from the vendors' documented formats) over the demo store with a real index, so imported
-//! tickets are classified by the real model and linked to the store's customers and orders.
+//! from the vendors' documented formats) over the demo store (and a second shop with the same
+//! order numbers) with a real index, so imported tickets are classified by the real model and
+//! linked to the right store's customers and orders.
 
 mod common;
+mod serving;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use common::{copy_dir, ok, sql_json};
-
-/// The demo store ingested and indexed once; each test imports into its own copy.
-fn base() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
-    static BASE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let (lake, index) = (dir.path().join("lake"), dir.path().join("index"));
-        ok(&lake, &["ingest", "data/demo-store"]);
-        let built = std::process::Command::new(env!("CARGO_BIN_EXE_supportlake"))
-            .current_dir(common::root())
-            .env("SUPPORTLAKE_LAKE_URL", &lake)
-            .env("SUPPORTLAKE_INDEX_DIR", &index)
-            .args(["index", "build"])
-            .output()
-            .unwrap();
-        assert!(
-            built.status.success(),
-            "{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        (dir, lake, index)
-    })
-}
+use common::{copy_dir, sql_json};
 
 struct Lake {
     _dir: tempfile::TempDir,
@@ -41,13 +19,15 @@ struct Lake {
     state: PathBuf,
 }
 
+/// The demo store and a second shop, ingested and indexed once (`serving::built`); each test
+/// imports into its own copy of the lake.
 fn private_lake() -> Lake {
-    let (_, lake, index) = base();
+    let built = serving::built();
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(lake, &dir.path().join("lake"));
+    copy_dir(&built.lake, &dir.path().join("lake"));
     Lake {
         lake: dir.path().join("lake"),
-        index: index.clone(),
+        index: built.index.clone(),
         state: dir.path().join("state"),
         _dir: dir,
     }
@@ -61,7 +41,8 @@ fn import(lake: &Lake, args: &[&str]) -> Value {
         .env("SUPPORTLAKE_STATE_DIR", &lake.state)
         .arg("import")
         .args(args)
-        .arg("--json")
+        // The lake holds two shops: the tickets are the demo store's.
+        .args(["--shop", serving::SHOP, "--json"])
         .output()
         .unwrap();
     assert!(
