@@ -470,6 +470,7 @@ pub fn router(state: AppState) -> Router {
     router = router
         .route("/", get(crate::pages::storefront))
         .route("/widget.js", get(crate::pages::widget))
+        .route("/ui.js", get(crate::pages::ui))
         .route("/inbox", get(crate::pages::inbox))
         .route("/dashboard", get(crate::pages::dashboard));
     router

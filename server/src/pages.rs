@@ -22,6 +22,7 @@ const WIDGET: &str = include_str!("../assets/widget.js");
 const STOREFRONT: &str = include_str!("../assets/storefront.html");
 const INBOX: &str = include_str!("../assets/inbox.html");
 const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+const UI: &str = include_str!("../assets/ui.js");
 
 fn escape(text: &str) -> String {
     pipeline::report::html::escape(text)
@@ -64,8 +65,8 @@ pub struct ShopQuery {
     shop: Option<String>,
 }
 
-/// `/widget.js`: cached briefly, so a new release reaches stores within minutes.
-pub async fn widget() -> Response {
+/// A script, cached briefly so a new release reaches stores within minutes.
+fn script(body: &'static str) -> Response {
     (
         [
             (
@@ -75,9 +76,19 @@ pub async fn widget() -> Response {
             (header::CACHE_CONTROL, "public, max-age=300"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
-        WIDGET,
+        body,
     )
         .into_response()
+}
+
+/// `/widget.js`, loaded by the store's pages.
+pub async fn widget() -> Response {
+    script(WIDGET)
+}
+
+/// `/ui.js`, the inbox's and dashboard's shared helpers.
+pub async fn ui() -> Response {
+    script(UI)
 }
 
 pub async fn inbox() -> Html<&'static str> {
@@ -214,6 +225,7 @@ mod tests {
             ("storefront", STOREFRONT),
             ("inbox", INBOX),
             ("dashboard", DASHBOARD),
+            ("ui", UI),
         ] {
             assert!(!page.contains("http://"), "{name} fetches from elsewhere");
             assert!(!page.contains("https://cdn"), "{name} fetches from a CDN");
