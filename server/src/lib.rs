@@ -28,6 +28,13 @@
 //! same Delta commit, carries out deletions and privacy requests ([`pipeline::privacy`]),
 //! and updates the index and the commerce snapshot when the catalog or policies changed.
 //!
+//! ## The pages
+//!
+//! [`pages`] serves what people look at — the chat widget (`/widget.js`) on a demo storefront
+//! (`/`), the agents' handoff inbox (`/inbox`) and the analysts' dashboard (`/dashboard`) with
+//! the report API behind it (`/v1/reports`) — as plain HTML and JavaScript compiled in, using
+//! the same JSON API as any client.
+//!
 //! ## What runs beside the requests
 //!
 //! * the applier (chat outbox → lake every five seconds, webhook outbox → lake every
