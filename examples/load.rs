@@ -3,7 +3,7 @@
 //! second, latency percentiles and errors. Used by `bench/server`.
 //!
 //! Usage: load ADDRESS SHOP STORE_DIR SHOPPERS SECONDS [RATE]
-//!        load webhooks ADDRESS SHOP SECRET SENDERS SECONDS
+//!        load webhooks ADDRESS SHOP SECRET SENDERS SECONDS [RATE]
 //!
 //! The `webhooks` form plays Shopify instead: `SENDERS` concurrent senders each post signed
 //! deliveries as fast as they are acknowledged (a mix of the sample payloads of
@@ -358,15 +358,25 @@ async fn webhook_sender(
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     until: Instant,
     measure_from: Instant,
+    mean_gap: Option<Duration>,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ (id + 1));
+    let mut pace = Pace {
+        mean_gap,
+        due: Instant::now(),
+    };
     let weights: usize = templates.iter().map(|t| t.2).sum();
     let Ok(mut connection) = Connection::open(&address).await else {
         tally.errors += 1;
         return tally;
     };
     while Instant::now() < until {
+        // Closed loop: now; open loop: when due, and latency counts from then.
+        let started = pace.next(&mut dice).await;
+        if started >= until {
+            break;
+        }
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut pick = dice.below(weights);
         let (topic, template, _) = templates
@@ -383,7 +393,6 @@ async fn webhook_sender(
              x-shopify-api-version: 2026-04\r\nx-shopify-webhook-id: bench-w{n}\r\nx-shopify-event-id: bench-{n}\r\n",
             sign(&secret, &body)
         );
-        let started = Instant::now();
         let result = connection
             .send("POST", "/webhooks/shopify", &headers, &body)
             .await;
@@ -407,8 +416,18 @@ async fn webhook_sender(
     tally
 }
 
-/// `load webhooks ADDRESS SHOP SECRET SENDERS SECONDS`.
-async fn webhooks(address: &str, shop: &str, secret: &str, senders: u64, seconds: u64) {
+/// `load webhooks ADDRESS SHOP SECRET SENDERS SECONDS [RATE]`: without RATE every sender
+/// posts as soon as acknowledged (capacity); with it the senders together offer RATE
+/// deliveries/s at Poisson moments (latency at that rate, counted from when each was due).
+async fn webhooks(
+    address: &str,
+    shop: &str,
+    secret: &str,
+    senders: u64,
+    seconds: u64,
+    rate: Option<f64>,
+) {
+    let mean_gap = rate.map(|r| Duration::from_secs_f64(senders as f64 / r));
     let templates = std::sync::Arc::new(webhook_templates());
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let warmup = Duration::from_secs(3);
@@ -425,13 +444,18 @@ async fn webhooks(address: &str, shop: &str, secret: &str, senders: u64, seconds
                 next.clone(),
                 until,
                 measure_from,
+                mean_gap,
             ))
         })
         .collect();
     let total = Tally::gather(tasks).await;
     let stopped = Instant::now();
+    let pacing = match rate {
+        None => "each posting as soon as acknowledged".to_string(),
+        Some(r) => format!("together offering {r:.0} deliveries/s at Poisson moments"),
+    };
     println!(
-        "{senders} senders, each posting as soon as acknowledged, {seconds} s measured after {} s warm-up",
+        "{senders} senders, {pacing}, {seconds} s measured after {} s warm-up",
         warmup.as_secs()
     );
     println!(
@@ -476,12 +500,14 @@ async fn webhooks(address: &str, shop: &str, secret: &str, senders: u64, seconds
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, mode, address, shop, secret, senders, seconds] = &args[..]
+    if let [_, mode, address, shop, secret, senders, seconds, rate @ ..] = &args[..]
         && mode == "webhooks"
+        && rate.len() <= 1
     {
         let senders: u64 = senders.parse().expect("SENDERS");
         let seconds: u64 = seconds.parse().expect("SECONDS");
-        webhooks(address, shop, secret, senders, seconds).await;
+        let rate = rate.first().map(|r| r.parse::<f64>().expect("RATE"));
+        webhooks(address, shop, secret, senders, seconds, rate).await;
         return;
     }
     let (address, shop, store, shoppers, seconds, rate) = match &args[..] {
