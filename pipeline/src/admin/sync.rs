@@ -1,10 +1,10 @@
 //! `supportlake sync shopify`: fetch, stage, then commit once per table.
 //!
 //! A sync works through its resources one at a time, writing what Shopify returns to a
-//! staging directory (`state_dir/sync/<shop>/`) and recording after every step what is done
-//! in `checkpoint.json` (written whole, then renamed): a bulk operation's id as soon as it is
-//! started, a page's cursor together with the staged file's length after the page is on
-//! disk. A sync that is killed finds the checkpoint, cuts the staged file back to the last
+//! staging directory (`state_dir/sync/<shop>/`) and recording what is done in
+//! `checkpoint.json` (written whole, then renamed): a bulk operation's id as soon as it is
+//! started, and, at most once a second while paging, the last page's cursor together with the
+//! staged file's length once the pages are on disk. A sync that is killed finds the checkpoint, cuts the staged file back to the last
 //! recorded length, and goes on from there — polling the bulk operation it had started, or
 //! asking for the page after the last one it kept — so nothing is fetched into the lake
 //! twice and nothing is skipped.
@@ -144,6 +144,9 @@ const BULK: [Resource; 5] = [
     query::ORDERS,
     query::ORDER_RETURNS,
 ];
+
+/// How often an incremental sync records its progress.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 const BULK_RUN: &str = "mutation SupportlakeBulkRun($query: String!) { bulkOperationRunQuery(query: $query) { \
     bulkOperation { id status } userErrors { field message code } } }";
@@ -341,6 +344,7 @@ impl Run<'_> {
             .open(&path)
             .map_err(|e| PipelineError::io(&path, e))?;
         let document = resource.page_query();
+        let mut checkpointed = Instant::now();
         loop {
             let data = self
                 .client
@@ -358,24 +362,31 @@ impl Run<'_> {
                 objects += 1;
             }
             file.write_all(&page)
-                .and_then(|()| file.sync_data())
                 .map_err(|e| PipelineError::io(&path, e))?;
             staged += page.len() as u64;
             cursor = connection["pageInfo"]["endCursor"]
                 .as_str()
                 .map(String::from)
                 .or(cursor);
-            self.checkpoint
-                .objects
-                .insert(resource.name.into(), objects);
-            self.checkpoint.step = Some(Step::Page {
-                resource: resource.name.into(),
-                cursor: cursor.clone(),
-                staged_bytes: staged,
-            });
-            self.save()?;
+            let last = connection["pageInfo"]["hasNextPage"] != true;
+            // A checkpoint costs two fsyncs, so it is taken at most once a second (and after
+            // the last page): a kill loses at most the pages since, which are fetched again
+            // because the staged file is cut back to the recorded length.
+            if last || checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                file.sync_data().map_err(|e| PipelineError::io(&path, e))?;
+                self.checkpoint
+                    .objects
+                    .insert(resource.name.into(), objects);
+                self.checkpoint.step = Some(Step::Page {
+                    resource: resource.name.into(),
+                    cursor: cursor.clone(),
+                    staged_bytes: staged,
+                });
+                self.save()?;
+                checkpointed = Instant::now();
+            }
             self.report(resource.name, objects);
-            if connection["pageInfo"]["hasNextPage"] != true {
+            if last {
                 break;
             }
         }
