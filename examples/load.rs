@@ -350,6 +350,7 @@ fn sign(secret: &str, body: &[u8]) -> String {
 
 #[allow(clippy::too_many_arguments)]
 async fn webhook_sender(
+    run: u128,
     id: u64,
     address: String,
     shop: String,
@@ -390,7 +391,7 @@ async fn webhook_sender(
         let body = webhook_body(template, topic, n);
         let headers = format!(
             "x-shopify-topic: {topic}\r\nx-shopify-hmac-sha256: {}\r\nx-shopify-shop-domain: {shop}\r\n\
-             x-shopify-api-version: 2026-04\r\nx-shopify-webhook-id: bench-w{n}\r\nx-shopify-event-id: bench-{n}\r\n",
+             x-shopify-api-version: 2026-04\r\nx-shopify-webhook-id: bench-w{run}-{n}\r\nx-shopify-event-id: bench-{run}-{n}\r\n",
             sign(&secret, &body)
         );
         let result = connection
@@ -428,6 +429,10 @@ async fn webhooks(
     rate: Option<f64>,
 ) {
     let mean_gap = rate.map(|r| Duration::from_secs_f64(senders as f64 / r));
+    // Event ids unique across runs: a second run on the same server is not deduplicated.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let templates = std::sync::Arc::new(webhook_templates());
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let warmup = Duration::from_secs(3);
@@ -436,6 +441,7 @@ async fn webhooks(
     let tasks: Vec<_> = (0..senders)
         .map(|id| {
             tokio::spawn(webhook_sender(
+                run,
                 id,
                 address.to_string(),
                 shop.to_string(),

@@ -542,7 +542,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "{} sync of {}{}: {} objects in {} requests ({:.0} points), {:.1} s waiting for the rate limit or retries ({} throttled, {} HTTP 429, {} server errors), {:.1} s in all",
+                    "{} sync of {}{}: {} objects in {} requests ({:.0} points), {:.1} s waiting for the rate limit or retries ({} throttled, {} HTTP 429, {} server errors), {:.1} s for bulk operations to finish, {:.1} s in all",
                     report.mode,
                     report.shop,
                     if report.resumed { " (resumed)" } else { "" },
@@ -553,6 +553,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     report.throttled,
                     report.http_429,
                     report.server_errors,
+                    report.bulk_waited_seconds,
                     report.seconds
                 );
                 print_report(&report.ingest);

@@ -514,8 +514,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> 
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
-    let outbox = state.store().transaction(store::outbox_len)?;
-    let webhook_outbox = state.webhook_store().transaction(store::outbox_len)?;
+    let outbox = state.store().outbox_len()?;
+    let webhook_outbox = state.webhook_store().outbox_len()?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(outbox, webhook_outbox),

@@ -349,6 +349,21 @@ impl AppState {
     }
 }
 
+/// The lake thread's niceness: a nice-10 thread gets about a tenth of a core that requests
+/// also want, and all of an idle one.
+#[cfg(target_os = "linux")]
+const LAKE_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority (on Linux, niceness is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), LAKE_NICENESS)
+    {
+        tracing::debug!(%error, "could not lower the lake thread's priority");
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight,
 /// flushes the outbox to the lake and returns.
 pub async fn serve(
@@ -357,15 +372,26 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let applier = tokio::spawn(
-        state
-            .applier()?
-            .run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()),
-    );
+    // The lake work (Delta merges, snapshot reloads, index updates) runs on its own thread:
+    // on the request runtime a merge of a large batch held a worker for hundreds of
+    // milliseconds, and every request queued behind it waited as long. On its own thread,
+    // at a lower priority, the operating system gives the cores to requests first and the
+    // lake catches up in between (BENCHMARKS.md, "Webhook ingest").
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("supportlake-lake")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()?;
+    let applier = background.spawn(state.applier()?.run(
+        APPLY_EVERY,
+        RECORD_EVERY,
+        stop_rx.clone(),
+    ));
     let refresher = {
         let state = state.clone();
         let mut stop = stop_rx;
-        tokio::spawn(async move {
+        background.spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(REFRESH_EVERY) => {}
@@ -385,5 +411,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     let _ = applier.await;
+    // Its tasks are done; dropping a runtime would block, which async code must not.
+    background.shutdown_background();
     Ok(())
 }

@@ -35,6 +35,7 @@ use crate::AppState;
 use crate::answer::{Answer, Understanding};
 use crate::error::ServerError;
 use crate::store::{self, Conversation, Handoff, Message, Store};
+use crate::webhook::Acknowledger;
 
 /// Entries written per drain: bounds the memory and the size of one commit.
 const DRAIN_ROWS: usize = 20_000;
@@ -156,6 +157,22 @@ pub fn handoff_row(h: &Handoff) -> Value {
 pub struct Outbox {
     pub store: Arc<Store>,
     pub app_id: &'static str,
+    /// The webhook store's writer, which forgets applied entries itself (so that it never
+    /// waits for the store's lock); the chat store's are forgotten here.
+    acknowledger: Option<Acknowledger>,
+}
+
+impl Outbox {
+    /// The entries up to and including `seq` are in the lake.
+    fn forget_through(&self, seq: i64) -> Result<(), ServerError> {
+        match &self.acknowledger {
+            Some(acknowledger) => {
+                acknowledger.applied_through(seq);
+                Ok(())
+            }
+            None => self.store.outbox_done(seq),
+        }
+    }
 }
 
 /// What one drain did.
@@ -173,6 +190,9 @@ pub struct Applier {
     state: AppState,
     /// The mark each (app id, table) was last written with, read from the lake once.
     marks: Mutex<HashMap<(&'static str, &'static str), i64>>,
+    /// The last entry of each outbox (by app id) this applier has put in the lake: the next
+    /// drain reads after it, whether or not the entries are forgotten yet.
+    positions: Mutex<HashMap<&'static str, i64>>,
     /// Held while this applier exists: one applier per state directory.
     _lock: std::fs::File,
 }
@@ -202,6 +222,7 @@ impl Applier {
         Ok(Self {
             state,
             marks: Mutex::new(HashMap::new()),
+            positions: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
@@ -210,6 +231,7 @@ impl Applier {
         Outbox {
             store: self.state.inner.store.clone(),
             app_id: CHAT_APP_ID,
+            acknowledger: None,
         }
     }
 
@@ -217,6 +239,7 @@ impl Applier {
         Outbox {
             store: self.state.inner.webhook_store.clone(),
             app_id: WEBHOOK_APP_ID,
+            acknowledger: Some(self.state.inner.acknowledger.clone()),
         }
     }
 
@@ -239,6 +262,12 @@ impl Applier {
         Ok(mark)
     }
 
+    fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, i64>> {
+        self.positions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock_marks(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, &'static str), i64>> {
         self.marks
             .lock()
@@ -247,9 +276,8 @@ impl Applier {
 
     /// Applies the oldest entries of `outbox`.
     pub async fn drain_once(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
-        let entries = outbox
-            .store
-            .transaction(|tx| store::outbox(tx, DRAIN_ROWS))?;
+        let position = self.positions().get(outbox.app_id).copied().unwrap_or(0);
+        let entries = outbox.store.outbox(position, DRAIN_ROWS)?;
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Applied::default());
         };
@@ -303,9 +331,8 @@ impl Applier {
         for (delivery, effect) in actions {
             self.act(&delivery, effect, &mut applied.changed).await?;
         }
-        outbox
-            .store
-            .transaction(|tx| store::outbox_done(tx, last))?;
+        self.positions().insert(outbox.app_id, last);
+        outbox.forget_through(last)?;
         Ok(applied)
     }
 

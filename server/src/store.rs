@@ -174,11 +174,13 @@ pub struct OutboxEntry {
     pub row: Value,
 }
 
-/// The state file; one connection, since SQLite has one writer anyway and every
-/// transaction here takes microseconds.
+/// A state file: one writing connection, since SQLite has one writer anyway and every
+/// transaction here takes microseconds, and one reading connection for the applier's bulk
+/// reads, which in WAL mode read a snapshot without holding up the writer.
 #[derive(Debug)]
 pub struct Store {
     connection: Mutex<Connection>,
+    reader: Mutex<Connection>,
 }
 
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -206,8 +208,15 @@ impl Store {
     /// Every commit is fsync'd (`synchronous = FULL`): a delivery Shopify was told we have
     /// must survive a power cut too, not only a crash. The acknowledger commits deliveries
     /// in groups, so the fsync is shared.
+    ///
+    /// SQLite checkpoints the WAL inside the commit that crosses its threshold, which made
+    /// that group's acknowledgements wait for a copy of megabytes and an fsync of the
+    /// database; here it is off, and the acknowledger checkpoints after it has replied
+    /// ([`Store::checkpoint`]).
     pub fn open_webhooks(dir: &Path) -> Result<Self, ServerError> {
-        Self::open_file(&dir.join("webhooks.sqlite"), WEBHOOK_SCHEMA, "FULL")
+        let store = Self::open_file(&dir.join("webhooks.sqlite"), WEBHOOK_SCHEMA, "FULL")?;
+        Self::lock(&store.connection).pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(store)
     }
 
     fn open_file(path: &Path, schema: &str, synchronous: &str) -> Result<Self, ServerError> {
@@ -222,9 +231,23 @@ impl Store {
         // Every statement is prepared once and reused (`prepare_cached`): parsing SQL per
         // request was a few percent of the server's CPU under load.
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.pragma_update(None, "busy_timeout", 5000)?;
         Ok(Self {
             connection: Mutex::new(connection),
+            reader: Mutex::new(reader),
         })
+    }
+
+    fn lock(connection: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half transaction (SQLite rolls it
+        // back), so a poisoned lock is safe to keep using.
+        connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `work` in one transaction, committed only when it returns `Ok` (an error rolls
@@ -233,12 +256,7 @@ impl Store {
         &self,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        // A panic while holding the lock cannot leave a half transaction (SQLite rolls it
-        // back), so a poisoned lock is safe to keep using.
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut connection = Self::lock(&self.connection);
         let tx = connection.transaction().map_err(ServerError::from)?;
         let value = work(&tx)?;
         tx.commit().map_err(ServerError::from)?;
@@ -492,49 +510,95 @@ pub fn handoffs(
 
 /// Queues a lake row (written by the recorder).
 pub fn enqueue(tx: &Transaction<'_>, table: &str, row: &Value) -> Result<(), ServerError> {
+    enqueue_serialized(tx, table, &serde_json::to_string(row)?)
+}
+
+/// Queues a lake row already serialized as JSON (the acknowledger's deliveries: serialized
+/// by the request handlers in parallel, not on the committing thread).
+pub fn enqueue_serialized(tx: &Transaction<'_>, table: &str, row: &str) -> Result<(), ServerError> {
     tx.prepare_cached("INSERT INTO outbox (table_name, row) VALUES (?1, ?2)")?
-        .execute(params![table, serde_json::to_string(row)?])?;
+        .execute(params![table, row])?;
     Ok(())
 }
 
-/// The oldest `limit` outbox entries.
-pub fn outbox(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>, ServerError> {
-    let mut statement =
-        tx.prepare_cached("SELECT seq, table_name, row FROM outbox ORDER BY seq LIMIT ?1")?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = statement
-        .query_map(params![limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(seq, table, row)| {
-            Ok(OutboxEntry {
-                seq,
-                table,
-                row: serde_json::from_str(&row)?,
+impl Store {
+    /// Copies the WAL's committed pages into the database file (a passive checkpoint by the
+    /// only writer: it always completes, so the next write starts the WAL over).
+    pub fn checkpoint(&self) -> Result<(), ServerError> {
+        Self::lock(&self.connection).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// The oldest `limit` outbox entries after `after`. Read through the reading connection and parsed
+    /// after it is released: a drain of thousands of deliveries never makes the writer
+    /// (and so the acknowledgements waiting on it) wait.
+    pub fn outbox(&self, after: i64, limit: usize) -> Result<Vec<OutboxEntry>, ServerError> {
+        let rows = {
+            let reader = Self::lock(&self.reader);
+            let mut statement = reader.prepare_cached(
+                "SELECT seq, table_name, row FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            statement
+                .query_map(params![after, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        rows.into_iter()
+            .map(|(seq, table, row)| {
+                Ok(OutboxEntry {
+                    seq,
+                    table,
+                    row: serde_json::from_str(&row)?,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+
+    /// Forgets outbox entries up to and including `seq` (they are in the lake), a few
+    /// hundred per transaction so that the writer is never held for long.
+    pub fn outbox_done(&self, seq: i64) -> Result<(), ServerError> {
+        while self.forget_outbox(seq, FORGET_AT_ONCE)? == FORGET_AT_ONCE {}
+        Ok(())
+    }
+
+    /// Forgets at most `limit` outbox entries up to and including `seq`; returns how many.
+    /// The commit skips the fsync even in the webhook store: a forget lost in a power cut
+    /// only brings back entries that the applier then skips by its marks in the lake.
+    pub fn forget_outbox(&self, seq: i64, limit: usize) -> Result<usize, ServerError> {
+        let mut connection = Self::lock(&self.connection);
+        let synchronous: i64 = connection.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        let forgotten = (|| {
+            let tx = connection.transaction()?;
+            let forgotten = tx
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE seq IN \
+                     (SELECT seq FROM outbox WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+                )?
+                .execute(params![seq, limit])?;
+            tx.commit()?;
+            Ok::<_, rusqlite::Error>(forgotten)
+        })();
+        connection.pragma_update(None, "synchronous", synchronous)?;
+        Ok(forgotten?)
+    }
+
+    /// Entries waiting for the lake.
+    pub fn outbox_len(&self) -> Result<i64, ServerError> {
+        Ok(Self::lock(&self.reader)
+            .prepare_cached("SELECT count(*) FROM outbox")?
+            .query_row([], |r| r.get(0))?)
+    }
 }
 
-/// Forgets outbox entries up to and including `seq` (they are in the lake).
-pub fn outbox_done(tx: &Transaction<'_>, seq: i64) -> Result<(), ServerError> {
-    tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
-        .execute(params![seq])?;
-    Ok(())
-}
-
-/// Entries waiting for the lake.
-pub fn outbox_len(tx: &Transaction<'_>) -> Result<i64, ServerError> {
-    Ok(tx
-        .prepare_cached("SELECT count(*) FROM outbox")?
-        .query_row([], |r| r.get(0))?)
-}
+/// Outbox entries forgotten per transaction (see [`Store::outbox_done`]).
+pub const FORGET_AT_ONCE: usize = 500;
 
 /// Records a delivery's key; `false` when it was seen already (a duplicate to drop).
 pub fn first_sighting(

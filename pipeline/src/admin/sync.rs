@@ -81,6 +81,8 @@ pub struct SyncReport {
     pub network_errors: u64,
     /// Seconds spent waiting for the rate limit or a retry.
     pub waited_seconds: f64,
+    /// Seconds spent waiting for Shopify to finish bulk operations.
+    pub bulk_waited_seconds: f64,
     pub seconds: f64,
     pub ingest: IngestReport,
 }
@@ -162,9 +164,17 @@ struct Run<'a> {
     checkpoint: Checkpoint,
     options: &'a SyncOptions,
     progress: &'a mut dyn FnMut(&SyncProgress),
+    /// Time spent polling bulk operations Shopify was still running.
+    bulk_waited: Duration,
 }
 
 impl Run<'_> {
+    /// One poll interval's wait while Shopify runs a bulk operation.
+    async fn wait_for_bulk(&mut self) {
+        tokio::time::sleep(self.options.poll_interval).await;
+        self.bulk_waited += self.options.poll_interval;
+    }
+
     fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&self.checkpoint)
             .map_err(|e| shopify(format!("checkpoint: {e}")))?;
@@ -225,9 +235,7 @@ impl Run<'_> {
                         .unwrap_or(0);
                     break (node["url"].as_str().map(String::from), roots);
                 }
-                Some("CREATED" | "RUNNING") => {
-                    tokio::time::sleep(self.options.poll_interval).await;
-                }
+                Some("CREATED" | "RUNNING") => self.wait_for_bulk().await,
                 // Expired results and cancelled runs are simply run again, once.
                 Some("EXPIRED" | "CANCELED" | "CANCELING") | None if restarts == 0 => {
                     restarts += 1;
@@ -302,7 +310,7 @@ impl Run<'_> {
             {
                 return Ok(id.to_string());
             }
-            tokio::time::sleep(self.options.poll_interval).await;
+            self.wait_for_bulk().await;
         }
         Err(shopify(
             "another bulk operation kept the shop busy; try again later",
@@ -586,6 +594,7 @@ pub async fn sync_shopify(
         checkpoint,
         options,
         progress,
+        bulk_waited: Duration::ZERO,
     };
     run.save()?;
     run.shop().await?;
@@ -650,6 +659,7 @@ pub async fn sync_shopify(
         server_errors: stats.server_errors,
         network_errors: stats.network_errors,
         waited_seconds: stats.waited.as_secs_f64(),
+        bulk_waited_seconds: run.bulk_waited.as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),
         ingest,
     })
