@@ -514,7 +514,10 @@ mod tests {
         acknowledger.applied_through(applied);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while store.outbox_len().unwrap() > 100 {
-            assert!(std::time::Instant::now() < deadline, "entries not forgotten");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "entries not forgotten"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = store.outbox(0, 10_000).unwrap();
