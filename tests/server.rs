@@ -1118,6 +1118,23 @@ fn every_fixture_delivery_lands_in_its_table_once_and_late_ones_change_nothing()
         );
         assert_eq!(n, 0, "{table} still has {condition}");
     }
+    // A late update, written before the deletion, arrives after it: it must not bring the
+    // product back (its raw delivery is kept). A product updated after a deletion would.
+    let (topic, _) = fixture("products__update.json");
+    let late = versions("products__update.json", "title")
+        .into_iter()
+        .find(|(_, _, tag)| tag.ends_with("-v3"))
+        .unwrap();
+    assert_eq!(server.webhook(&topic, &late.1, "late-after-delete").0, 200);
+    await_count(&lake, "SELECT count(*) FROM webhook_events", raw + 4);
+    assert_eq!(
+        lake_count(
+            &lake,
+            "SELECT count(*) FROM products WHERE id = 788032119674292922"
+        ),
+        0,
+        "a late, older update brought a deleted product back"
+    );
 
     // The compliance topics are carried out and audited.
     for name in &privacy {

@@ -123,8 +123,13 @@ pub struct CustomerRef {
 pub enum Effect {
     /// Rows for the keyed upsert.
     Rows(Rows),
-    /// The resource was deleted: `(table, SQL predicate)` pairs to delete.
-    Delete(Vec<(&'static str, String)>),
+    /// The resource was deleted: `deleted` names it (its table and id, for the tombstone
+    /// that keeps a late, older update from bringing it back), `deletes` are the
+    /// `(table, SQL predicate)` pairs to delete.
+    Delete {
+        deleted: (&'static str, i64),
+        deletes: Vec<(&'static str, String)>,
+    },
     Privacy(PrivacyRequest),
     /// A topic supportlake does not map: kept raw only.
     KeptRaw,
@@ -180,30 +185,36 @@ pub fn effect(ctx: &Context, delivery: &Delivery) -> Result<Effect, Reason> {
         "orders/delete" => {
             let id = deleted_id()?;
             let of_order = format!("shop_id = {shop} AND order_id = {id}");
-            Ok(Effect::Delete(vec![
-                ("orders", format!("shop_id = {shop} AND id = {id}")),
-                ("order_lines", of_order.clone()),
-                ("fulfillments", of_order.clone()),
-                ("refunds", of_order.clone()),
-                ("returns", of_order),
-            ]))
+            Ok(Effect::Delete {
+                deleted: ("orders", id),
+                deletes: vec![
+                    ("orders", format!("shop_id = {shop} AND id = {id}")),
+                    ("order_lines", of_order.clone()),
+                    ("fulfillments", of_order.clone()),
+                    ("refunds", of_order.clone()),
+                    ("returns", of_order),
+                ],
+            })
         }
         "products/delete" => {
             let id = deleted_id()?;
-            Ok(Effect::Delete(vec![
-                ("products", format!("shop_id = {shop} AND id = {id}")),
-                (
-                    "variants",
-                    format!("shop_id = {shop} AND product_id = {id}"),
-                ),
-            ]))
+            Ok(Effect::Delete {
+                deleted: ("products", id),
+                deletes: vec![
+                    ("products", format!("shop_id = {shop} AND id = {id}")),
+                    (
+                        "variants",
+                        format!("shop_id = {shop} AND product_id = {id}"),
+                    ),
+                ],
+            })
         }
         "customers/delete" => {
             let id = deleted_id()?;
-            Ok(Effect::Delete(vec![(
-                "customers",
-                format!("shop_id = {shop} AND id = {id}"),
-            )]))
+            Ok(Effect::Delete {
+                deleted: ("customers", id),
+                deletes: vec![("customers", format!("shop_id = {shop} AND id = {id}"))],
+            })
         }
         "customers/redact" => Ok(Effect::Privacy(PrivacyRequest::RedactCustomer(
             customer_ref(&payload, "orders_to_redact")?,
@@ -339,11 +350,12 @@ mod tests {
 
     #[test]
     fn deletes_name_the_shop_and_the_resource() {
-        let Effect::Delete(deletes) =
+        let Effect::Delete { deleted, deletes } =
             effect(&ctx(), &delivery("products/delete", &json!({"id": 42}))).unwrap()
         else {
             panic!("a delete")
         };
+        assert_eq!(deleted, ("products", 42));
         assert_eq!(
             deletes,
             vec![

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline::lake::{Mark, schema};
-use pipeline::source::Context;
+use pipeline::source::{Context, Rows};
 use pipeline::webhook::{Delivery, Effect, PrivacyRequest};
 use serde_json::{Value, json};
 
@@ -42,6 +42,8 @@ const DRAIN_ROWS: usize = 20_000;
 /// The Delta application ids of the two outboxes' marks.
 pub const CHAT_APP_ID: &str = "supportlake-chat-outbox";
 pub const WEBHOOK_APP_ID: &str = "supportlake-webhook-outbox";
+/// Tables whose rows `*/delete` topics remove (see [`Effect::Delete`]).
+const TOMBSTONED_TABLES: &[&str] = &["orders", "products", "customers"];
 /// Tables whose change means the retrieval index or its product facts are stale.
 const INDEXED_TABLES: &[&str] = &[
     "products",
@@ -296,7 +298,7 @@ impl Applier {
                 continue;
             };
             if spec.name == "webhook_events" {
-                self.expand(entry.seq, &entry.row, &mut by_table, &mut actions);
+                self.expand(entry.seq, &entry.row, &mut by_table, &mut actions)?;
             }
             by_table
                 .entry(spec.name)
@@ -343,12 +345,12 @@ impl Applier {
         row: &Value,
         by_table: &mut BTreeMap<&'static str, Vec<(i64, Value)>>,
         actions: &mut Vec<(Delivery, Effect)>,
-    ) {
+    ) -> Result<(), ServerError> {
         let delivery = match Delivery::from_event_row(row) {
             Ok(delivery) => delivery,
             Err(reason) => {
                 tracing::error!(%reason, "unreadable webhook outbox entry; kept raw only");
-                return;
+                return Ok(());
             }
         };
         let ctx = Context {
@@ -360,11 +362,28 @@ impl Applier {
         };
         match pipeline::webhook::effect(&ctx, &delivery) {
             Ok(Effect::Rows(rows)) => {
+                if self.deleted_since(&delivery, &rows)? {
+                    tracing::debug!(
+                        topic = delivery.topic,
+                        event = delivery.event_id,
+                        "an update older than the resource's deletion; kept raw only"
+                    );
+                    return Ok(());
+                }
                 for (table, row) in rows {
                     by_table.entry(table).or_default().push((seq, row));
                 }
             }
             Ok(Effect::KeptRaw) => {}
+            Ok(Effect::Delete { deleted, deletes }) => {
+                // Buried before the rest of the batch is expanded, so a late update behind
+                // it in this very batch is already turned away.
+                let (table, id) = deleted;
+                self.state.store().transaction(|tx| {
+                    store::bury(tx, &delivery.shop_id, table, id, delivery.version())
+                })?;
+                actions.push((delivery, Effect::Delete { deleted, deletes }));
+            }
             Ok(effect) => actions.push((delivery, effect)),
             Err(reason) => {
                 let row = pipeline::ingest::quarantine_row(
@@ -379,6 +398,32 @@ impl Applier {
                 by_table.entry("quarantine").or_default().push((seq, row));
             }
         }
+        Ok(())
+    }
+
+    /// Whether `rows`, one delivery's, describe a resource deleted later than they were
+    /// written: a late update that must not bring it back. The version of a row is its
+    /// `updated_at`, else the delivery's.
+    fn deleted_since(&self, delivery: &Delivery, rows: &Rows) -> Result<bool, ServerError> {
+        for (table, row) in rows {
+            if !TOMBSTONED_TABLES.contains(table) {
+                continue;
+            }
+            let Some(id) = row["id"].as_i64() else {
+                continue;
+            };
+            if let Some(deleted_at) = self
+                .state
+                .store()
+                .deleted_at(&delivery.shop_id, table, id)?
+            {
+                let version = row["updated_at"].as_i64().unwrap_or(delivery.version());
+                if version <= deleted_at {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Step 3 of the module doc: a deletion or a privacy request.
@@ -392,7 +437,7 @@ impl Applier {
         let settings = self.state.settings();
         let shop = delivery.shop_id.as_str();
         let request = match effect {
-            Effect::Delete(deletes) => {
+            Effect::Delete { deletes, .. } => {
                 for (table, predicate) in deletes {
                     let spec = schema::table(table).expect("deletes name known tables");
                     if lake.delete_where(spec, &predicate).await? > 0 {

@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS handoffs (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS handoffs_status ON handoffs (status, created_at);
+CREATE TABLE IF NOT EXISTS tombstones (
+    shop_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (shop_id, table_name, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     table_name TEXT NOT NULL,
@@ -589,6 +596,16 @@ impl Store {
         Ok(forgotten?)
     }
 
+    /// When `table`'s row `id` of `shop` was last deleted (µs), if it was (see [`bury`]).
+    pub fn deleted_at(&self, shop: &str, table: &str, id: i64) -> Result<Option<i64>, ServerError> {
+        Ok(Self::lock(&self.reader)
+            .prepare_cached(
+                "SELECT deleted_at FROM tombstones WHERE shop_id = ?1 AND table_name = ?2 AND id = ?3",
+            )?
+            .query_row(params![shop, table, id], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Entries waiting for the lake.
     pub fn outbox_len(&self) -> Result<i64, ServerError> {
         Ok(Self::lock(&self.reader)
@@ -682,5 +699,23 @@ pub fn forget_customer(
 pub fn forget_shop(tx: &Transaction<'_>, shop: &str) -> Result<usize, ServerError> {
     let forgotten = forget_conversations_where(tx, "shop_id = ?1", &shop)?;
     tx.execute("DELETE FROM handoffs WHERE shop_id = ?1", [shop])?;
+    tx.execute("DELETE FROM tombstones WHERE shop_id = ?1", [shop])?;
     Ok(forgotten)
+}
+
+/// Remembers that `table`'s row `id` was deleted at `deleted_at` (µs, the deletion's
+/// version), keeping the latest deletion.
+pub fn bury(
+    tx: &Transaction<'_>,
+    shop: &str,
+    table: &str,
+    id: i64,
+    deleted_at: i64,
+) -> Result<(), ServerError> {
+    tx.prepare_cached(
+        "INSERT INTO tombstones (shop_id, table_name, id, deleted_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (shop_id, table_name, id) DO UPDATE SET deleted_at = max(deleted_at, excluded.deleted_at)",
+    )?
+    .execute(params![shop, table, id, deleted_at])?;
+    Ok(())
 }
