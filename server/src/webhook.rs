@@ -199,7 +199,7 @@ impl Acknowledger {
     /// Returns once the delivery is durable (or known already).
     pub async fn acknowledge(&self, delivery: Delivery) -> Result<Ack, ServerError> {
         let (reply, done) = oneshot::channel();
-        let row = serde_json::to_string(&delivery.event_row())?;
+        let row = delivery.event_json();
         self.queue
             .send(Waiting {
                 shop_id: delivery.shop_id,
