@@ -143,9 +143,7 @@ fn answer_all(batch: Vec<Request>, error: &str) {
 /// once the queue is closed and empty.
 fn next_batch(waiting: &Mutex<Receiver<Request>>, max_batch: usize) -> Option<Vec<Request>> {
     // Holding the lock while blocked is intended: the other workers have nothing to take.
-    let waiting = waiting
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let waiting = crate::unpoisoned(waiting);
     let mut batch = vec![waiting.recv().ok()?];
     while batch.len() < max_batch {
         match waiting.try_recv() {

@@ -349,6 +349,15 @@ impl AppState {
     }
 }
 
+/// Locks `mutex`, also after a panic elsewhere poisoned it: every value guarded in this crate
+/// is consistent between statements (and a SQLite connection rolls back a half
+/// transaction), so a poisoned lock is safe to keep using.
+pub(crate) fn unpoisoned<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The lake thread's niceness: a nice-10 thread gets about a tenth of a core that requests
 /// also want, and all of an idle one.
 #[cfg(target_os = "linux")]

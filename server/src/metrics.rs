@@ -53,12 +53,7 @@ pub struct Metrics {
 
 impl Metrics {
     fn with(&self, update: impl FnOnce(&mut Values)) {
-        update(
-            &mut self
-                .values
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        update(&mut crate::unpoisoned(&self.values));
     }
 
     /// One finished request on `route` (the route pattern, not the raw path, so ids do not
@@ -103,10 +98,7 @@ impl Metrics {
     /// The exposition text; `outbox` and `webhook_outbox` are the entries waiting for the
     /// lake.
     pub fn render(&self, outbox: i64, webhook_outbox: i64) -> String {
-        let v = self
-            .values
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = crate::unpoisoned(&self.values);
         let mut out = String::new();
         out.push_str("# HELP supportlake_http_requests_total HTTP requests by route and status.\n# TYPE supportlake_http_requests_total counter\n");
         for ((method, route, status), n) in &v.requests {

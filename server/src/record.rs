@@ -250,7 +250,7 @@ impl Applier {
         app_id: &'static str,
         spec: &'static schema::TableSpec,
     ) -> Result<i64, ServerError> {
-        if let Some(mark) = self.lock_marks().get(&(app_id, spec.name)) {
+        if let Some(mark) = crate::unpoisoned(&self.marks).get(&(app_id, spec.name)) {
             return Ok(*mark);
         }
         let mark = self
@@ -260,25 +260,16 @@ impl Applier {
             .applied_version(spec, app_id)
             .await?
             .unwrap_or(0);
-        self.lock_marks().insert((app_id, spec.name), mark);
+        crate::unpoisoned(&self.marks).insert((app_id, spec.name), mark);
         Ok(mark)
-    }
-
-    fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, i64>> {
-        self.positions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn lock_marks(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, &'static str), i64>> {
-        self.marks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Applies the oldest entries of `outbox`.
     pub async fn drain_once(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
-        let position = self.positions().get(outbox.app_id).copied().unwrap_or(0);
+        let position = crate::unpoisoned(&self.positions)
+            .get(outbox.app_id)
+            .copied()
+            .unwrap_or(0);
         let entries = outbox.store.outbox(position, DRAIN_ROWS)?;
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Applied::default());
@@ -325,7 +316,7 @@ impl Applier {
             let batch = pipeline::ingest::to_batch(spec, &rows)?;
             let outcome = lake.write_marked(spec, batch, Some(&mark)).await?;
             if outcome.written > 0 {
-                self.lock_marks().insert((outbox.app_id, table), last);
+                crate::unpoisoned(&self.marks).insert((outbox.app_id, table), last);
                 applied.changed.insert(table);
             }
             tracing::debug!(table, rows = rows.len(), elapsed = ?started.elapsed(), "applied");
@@ -333,7 +324,7 @@ impl Applier {
         for (delivery, effect) in actions {
             self.act(&delivery, effect, &mut applied.changed).await?;
         }
-        self.positions().insert(outbox.app_id, last);
+        crate::unpoisoned(&self.positions).insert(outbox.app_id, last);
         outbox.forget_through(last)?;
         Ok(applied)
     }

@@ -222,7 +222,7 @@ impl Store {
     /// ([`Store::checkpoint`]).
     pub fn open_webhooks(dir: &Path) -> Result<Self, ServerError> {
         let store = Self::open_file(&dir.join("webhooks.sqlite"), WEBHOOK_SCHEMA, "FULL")?;
-        Self::lock(&store.connection).pragma_update(None, "wal_autocheckpoint", 0)?;
+        crate::unpoisoned(&store.connection).pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(store)
     }
 
@@ -249,21 +249,13 @@ impl Store {
         })
     }
 
-    fn lock(connection: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half transaction (SQLite rolls it
-        // back), so a poisoned lock is safe to keep using.
-        connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Runs `work` in one transaction, committed only when it returns `Ok` (an error rolls
     /// every write of `work` back).
     pub fn transaction<T, E: From<ServerError>>(
         &self,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut connection = Self::lock(&self.connection);
+        let mut connection = crate::unpoisoned(&self.connection);
         let tx = connection.transaction().map_err(ServerError::from)?;
         let value = work(&tx)?;
         tx.commit().map_err(ServerError::from)?;
@@ -532,7 +524,11 @@ impl Store {
     /// Copies the WAL's committed pages into the database file (a passive checkpoint by the
     /// only writer: it always completes, so the next write starts the WAL over).
     pub fn checkpoint(&self) -> Result<(), ServerError> {
-        Self::lock(&self.connection).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        crate::unpoisoned(&self.connection).query_row(
+            "PRAGMA wal_checkpoint(PASSIVE)",
+            [],
+            |_| Ok(()),
+        )?;
         Ok(())
     }
 
@@ -541,7 +537,7 @@ impl Store {
     /// (and so the acknowledgements waiting on it) wait.
     pub fn outbox(&self, after: i64, limit: usize) -> Result<Vec<OutboxEntry>, ServerError> {
         let rows = {
-            let reader = Self::lock(&self.reader);
+            let reader = crate::unpoisoned(&self.reader);
             let mut statement = reader.prepare_cached(
                 "SELECT seq, table_name, row FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
@@ -578,7 +574,7 @@ impl Store {
     /// The commit skips the fsync even in the webhook store: a forget lost in a power cut
     /// only brings back entries that the applier then skips by its marks in the lake.
     pub fn forget_outbox(&self, seq: i64, limit: usize) -> Result<usize, ServerError> {
-        let mut connection = Self::lock(&self.connection);
+        let mut connection = crate::unpoisoned(&self.connection);
         let synchronous: i64 = connection.pragma_query_value(None, "synchronous", |r| r.get(0))?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         let forgotten = (|| {
@@ -598,7 +594,7 @@ impl Store {
 
     /// When `table`'s row `id` of `shop` was last deleted (µs), if it was (see [`bury`]).
     pub fn deleted_at(&self, shop: &str, table: &str, id: i64) -> Result<Option<i64>, ServerError> {
-        Ok(Self::lock(&self.reader)
+        Ok(crate::unpoisoned(&self.reader)
             .prepare_cached(
                 "SELECT deleted_at FROM tombstones WHERE shop_id = ?1 AND table_name = ?2 AND id = ?3",
             )?
@@ -608,7 +604,7 @@ impl Store {
 
     /// Entries waiting for the lake.
     pub fn outbox_len(&self) -> Result<i64, ServerError> {
-        Ok(Self::lock(&self.reader)
+        Ok(crate::unpoisoned(&self.reader)
             .prepare_cached("SELECT count(*) FROM outbox")?
             .query_row([], |r| r.get(0))?)
     }
