@@ -207,6 +207,11 @@ fn a_full_sync_equals_ingesting_the_files_and_an_incremental_one_touches_only_wh
     assert_eq!(incremental["objects"]["orders"], 5, "{incremental}");
     assert_eq!(incremental["objects"]["customers"], 0, "{incremental}");
     assert_eq!(incremental["objects"]["inventory"], 0, "{incremental}");
+    assert_eq!(
+        incremental["bulk_waited_seconds"].as_f64(),
+        Some(0.0),
+        "an incremental sync runs no bulk operation: {incremental}"
+    );
     assert_eq!(written(&incremental, "products"), 10, "{incremental}");
     assert_eq!(written(&incremental, "orders"), 5, "{incremental}");
     let lake = work.path().join("lake");
@@ -299,6 +304,11 @@ fn a_sync_through_throttling_429s_500s_and_a_kill_completes_without_duplicates()
     assert_eq!(report["mode"], "full");
     // The operation in flight was adopted, not started again.
     assert_eq!(replay.bulk_operations(), killed_at + 2, "{report}");
+    // Three operations of 1.5 s were waited for, and that time is reported as Shopify's.
+    assert!(
+        report["bulk_waited_seconds"].as_f64().unwrap() >= 1.0,
+        "{report}"
+    );
     for fault in ["throttled", "http_429", "server_errors"] {
         assert!(report[fault].as_u64().unwrap() > 0, "{fault}: {report}");
     }

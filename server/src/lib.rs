@@ -424,3 +424,21 @@ pub async fn serve(
     background.shutdown_background();
     Ok(())
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// The lake thread runs below the request threads, and only it does.
+    #[test]
+    fn lowering_the_priority_touches_only_the_calling_thread() {
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+        let lowered = std::thread::spawn(move || {
+            super::lower_priority();
+            own()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, (before + super::LAKE_NICENESS).min(19));
+        assert_eq!(own(), before, "the calling test thread kept its priority");
+    }
+}

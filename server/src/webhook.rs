@@ -487,7 +487,8 @@ mod tests {
             triggered_at: None,
             received_at: 1,
             headers: json!({}),
-            body: r#"{"id": 1}"#.into(),
+            // About a page, as real deliveries are (see CHECKPOINT_AFTER_ROWS).
+            body: format!(r#"{{"id": 1, "note": "{}"}}"#, "x".repeat(3000)),
         }
     }
 
@@ -523,6 +524,18 @@ mod tests {
         let left = store.outbox(0, 10_000).unwrap();
         assert_eq!(left.len(), 100);
         assert_eq!(left[0].seq, applied + 1);
+
+        // SQLite's own checkpoint is off for this file; the acknowledger's, after more than
+        // CHECKPOINT_AFTER_ROWS rows, has copied the pages into the database file.
+        let database = dir.path().join("webhooks.sqlite");
+        while std::fs::metadata(&database).unwrap().len() < 1_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never checkpointed into {}",
+                database.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]
