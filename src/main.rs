@@ -416,13 +416,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             catalog_only,
         } => {
             let contents = if catalog_only {
-                pipeline::generate::Contents::CatalogOnly
+                demo_store::Contents::CatalogOnly
             } else {
-                pipeline::generate::Contents::Everything
+                demo_store::Contents::Everything
             };
             let bar = progress_bar(0);
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-            let summary = pipeline::generate::generate(scale, seed, contents, &out, |what, n| {
+            let summary = demo_store::generate(scale, seed, contents, &out, |what, n| {
                 bar.set_message(format!("{what}: {n}"));
             })?;
             bar.finish_and_clear();
@@ -470,13 +470,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             output,
         } => {
             if list {
-                for r in pipeline::report::catalog::reports() {
+                for r in pipeline::report::definitions::reports() {
                     println!("{:<20} {}", r.name, r.summary);
                 }
                 return Ok(std::process::ExitCode::SUCCESS);
             }
             let name = name.expect("clap requires a name without --list");
-            let definition = pipeline::report::catalog::report(&name)?;
+            let definition = pipeline::report::definitions::report(&name)?;
             let text = if sql {
                 format!(
                     "-- pipeline/reports/{}\n{}{}",
@@ -566,16 +566,16 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     handle_time_field,
                     common,
                 } => (
-                    pipeline::helpdesk::Source::Zendesk { handle_time_field },
+                    pipeline::sources::helpdesk::Source::Zendesk { handle_time_field },
                     path,
                     common,
                 ),
                 ImportFormat::Gorgias { path, common } => {
-                    (pipeline::helpdesk::Source::Gorgias, path, common)
+                    (pipeline::sources::helpdesk::Source::Gorgias, path, common)
                 }
                 ImportFormat::Csv { path, map, common } => (
-                    pipeline::helpdesk::Source::Csv(Box::new(
-                        pipeline::helpdesk::csv::Mapping::load(&map)?,
+                    pipeline::sources::helpdesk::Source::Csv(Box::new(
+                        pipeline::sources::helpdesk::generic_csv::Mapping::load(&map)?,
                     )),
                     path,
                     common,
@@ -932,7 +932,7 @@ async fn only_shop(lake: &Lake) -> Result<String> {
 
 async fn import(
     config: &Config,
-    source: &pipeline::helpdesk::Source,
+    source: &pipeline::sources::helpdesk::Source,
     path: &Path,
     options: ImportOptions,
 ) -> Result<()> {
@@ -959,9 +959,10 @@ async fn import(
             .map_err(|e| tracing::warn!(error = %e, "classifying an imported message failed"))
             .ok()
     };
-    let report = pipeline::helpdesk::import(&lake, config, source, path, &shop, &mut classify)
-        .await
-        .with_context(|| format!("importing {}", path.display()))?;
+    let report =
+        pipeline::sources::helpdesk::import(&lake, config, source, path, &shop, &mut classify)
+            .await
+            .with_context(|| format!("importing {}", path.display()))?;
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -990,13 +991,13 @@ async fn sync_shopify(
     full: bool,
     since: Option<String>,
     poll_ms: u64,
-) -> Result<pipeline::admin::SyncReport> {
+) -> Result<pipeline::sources::shopify_api::SyncReport> {
     let base_url = if config.shopify_admin_url.is_empty() {
         format!("https://{shop}")
     } else {
         config.shopify_admin_url.clone()
     };
-    let options = pipeline::admin::SyncOptions {
+    let options = pipeline::sources::shopify_api::SyncOptions {
         shop,
         base_url,
         api_version: config.shopify_api_version.clone(),
@@ -1004,11 +1005,11 @@ async fn sync_shopify(
         full,
         since,
         poll_interval: std::time::Duration::from_millis(poll_ms),
-        retry: pipeline::admin::RetryPolicy::default(),
+        retry: pipeline::sources::shopify_api::RetryPolicy::default(),
     };
     let bar = progress_bar(0);
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    let mut show = |p: &pipeline::admin::SyncProgress| {
+    let mut show = |p: &pipeline::sources::shopify_api::SyncProgress| {
         let bucket = p.client.throttle.map_or_else(String::new, |t| {
             format!(
                 " · bucket {:.0}/{:.0} (+{:.0}/s)",
@@ -1023,7 +1024,7 @@ async fn sync_shopify(
         ));
         bar.tick();
     };
-    let report = pipeline::admin::sync_shopify(lake, config, &options, &mut show)
+    let report = pipeline::sources::shopify_api::sync_shopify(lake, config, &options, &mut show)
         .await
         .with_context(|| format!("syncing {}", options.shop))?;
     bar.finish_and_clear();

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use pipeline::sql::{SqlEngine, booleans, floats, integers, strings};
-use pipeline::text::{readable, sections, slug};
+use pipeline::text::{doc_key, readable, sections, slug};
 use sha2::{Digest, Sha256};
 
 use crate::IndexError;
@@ -104,7 +104,7 @@ pub fn split(doc: &Document<'_>, body_html: &str) -> Vec<Passage> {
     let Document {
         doc_type,
         shop_id,
-        key: doc_key,
+        key: document,
         title,
         url,
         tags,
@@ -114,14 +114,13 @@ pub fn split(doc: &Document<'_>, body_html: &str) -> Vec<Passage> {
         .into_iter()
         .filter(|s| !(s.heading.is_empty() && s.text.is_empty()))
         .map(|s| {
-            let (key, title, url) = if s.heading.is_empty() {
-                (doc_key.to_string(), title.to_string(), url.to_string())
+            let key = doc_key(document, &s.heading);
+            let (title, url) = if s.heading.is_empty() {
+                (title.to_string(), url.to_string())
             } else {
-                let anchor = slug(&s.heading);
                 (
-                    format!("{doc_key}#{anchor}"),
                     format!("{title} › {}", s.heading),
-                    format!("{url}#{anchor}"),
+                    format!("{url}#{}", slug(&s.heading)),
                 )
             };
             Passage {

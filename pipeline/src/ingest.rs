@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::{PipelineError, Result};
 use crate::lake::{Lake, TableSpec, schema};
-use crate::source::{Context, ExportDir, FileKind, Outcome, truncate};
+use crate::sources::export::{Context, ExportDir, FileKind, Outcome, truncate};
 
 /// Per-table counts of one run.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -193,6 +193,11 @@ fn decoder(spec: &TableSpec) -> Result<Decoder> {
 /// Builds one batch with the table's schema from JSON rows, strictly: a field the schema
 /// does not know is an error.
 pub fn to_batch(spec: &TableSpec, rows: &[Value]) -> Result<RecordBatch> {
+    decode(spec, rows)
+}
+
+/// [`to_batch`] for any serialisable rows (the typed rows of `lake::rows` too).
+pub(crate) fn decode<S: Serialize>(spec: &TableSpec, rows: &[S]) -> Result<RecordBatch> {
     let batches = rows
         .chunks(DECODE_ROWS)
         .map(|chunk| {

@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 
 use crate::error::{PipelineError, Result};
 use crate::lake::{Lake, TABLES, schema};
+use crate::sources::webhooks::{CustomerRef, mentions};
+use crate::sql::sql_string;
 use crate::sql::{Format, SqlEngine, render, strings};
-use crate::webhook::{CustomerRef, mentions, sql_string};
 
 /// What one request did, for the audit row.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -23,6 +23,11 @@ use deltalake::datafusion::scalar::ScalarValue;
 use crate::error::{PipelineError, Result};
 use crate::lake::{Lake, register_all};
 
+/// Quotes a string for a SQL literal (`'` doubled), for the statements built from ids.
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Output formats of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -60,7 +65,7 @@ impl SqlEngine {
         // A lake written before some table existed cannot define the views over it; its
         // tables stay queryable.
         let complete = registered.len() == crate::lake::TABLES.len();
-        for view in crate::report::catalog::views() {
+        for view in crate::report::definitions::views() {
             match ctx.sql(&view.sql).await {
                 Ok(frame) => {
                     ctx.register_table(view.name.as_str(), frame.into_view())?;

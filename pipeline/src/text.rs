@@ -1,7 +1,7 @@
 //! Plain text out of the store's HTML: the section structure of policies and articles (one
 //! `<h2>` per section), their readable text, and the slugs their keys and anchors use.
-//! The generator keys the demo store's citations with these, and the index splits passages
-//! with them, so a cited `policy:refund#return-window` always names a real section.
+//! The index keys its passages with [`doc_key`] and the demo-store generator keys its
+//! citations with it, so a cited `policy:refund#return-window` always names a real section.
 
 /// One `<h2>` section of an HTML body; the text before the first heading has an empty heading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,17 @@ pub fn readable(html: &str) -> String {
         .replace(" ,", ",")
         .replace(" :", ":")
         .replace(" ;", ";")
+}
+
+/// The key of one section of a document, as answers cite it: the document's key
+/// (`policy:refund`, `article:<handle>`) alone for the text before the first heading, else
+/// `<document>#<slug of the heading>` (`policy:refund#return-window`).
+pub fn doc_key(document: &str, heading: &str) -> String {
+    if heading.is_empty() {
+        document.to_string()
+    } else {
+        format!("{document}#{}", slug(heading))
+    }
 }
 
 /// `"Return window & eligibility"` → `"return-window-eligibility"`.

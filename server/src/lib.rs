@@ -24,7 +24,7 @@
 //! shop, then hands the delivery to the [`webhook::Acknowledger`], which commits it with
 //! the others that arrived meanwhile (one fsync for the group) into the webhook store's
 //! outbox, dropping repeats of an event already held, and only then answers 200. The
-//! applier maps it into the lake ([`pipeline::webhook`]) with the outbox position in the
+//! applier maps it into the lake ([`pipeline::sources::webhooks`]) with the outbox position in the
 //! same Delta commit, carries out deletions and privacy requests ([`pipeline::privacy`]),
 //! and updates the index and the commerce snapshot when the catalog or policies changed.
 //!

@@ -137,7 +137,7 @@ pub async fn list_reports(
     headers: HeaderMap,
 ) -> Result<axum::Json<Value>, AppError> {
     analyst(&state, &headers)?;
-    let reports: Vec<Value> = pipeline::report::catalog::reports()
+    let reports: Vec<Value> = pipeline::report::definitions::reports()
         .map(|r| json!({"name": r.name, "title": r.title, "summary": r.summary}))
         .collect();
     let snapshot = state.snapshot();
@@ -161,7 +161,7 @@ pub async fn report(
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, AppError> {
     analyst(&state, &headers)?;
-    if pipeline::report::catalog::reports().all(|r| r.name != name) {
+    if pipeline::report::definitions::reports().all(|r| r.name != name) {
         return Err(AppError::not_found(
             "unknown_report",
             "no report with this name; GET /v1/reports lists them",

@@ -6,7 +6,7 @@
 //! one `webhook_events` entry in the webhook store's outbox ([`crate::webhook`]). The
 //! [`Applier`] drains both in the background, in order of their sequence numbers:
 //!
-//! 1. a `webhook_events` entry is expanded by [`pipeline::webhook::effect`] into the rows of
+//! 1. a `webhook_events` entry is expanded by [`pipeline::sources::webhooks::effect`] into the rows of
 //!    its topic (orders, products, …), a deletion, or a privacy request; a payload that
 //!    cannot be mapped is quarantined with its reason (the raw delivery is kept regardless);
 //! 2. the rows are grouped per table and each table is written as one Delta commit (the
@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline::lake::{Mark, schema};
-use pipeline::source::{Context, Rows};
-use pipeline::webhook::{Delivery, Effect, PrivacyRequest};
+use pipeline::sources::webhooks::{Delivery, Effect, PrivacyRequest};
+use pipeline::sources::{Context, Rows};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -351,7 +351,7 @@ impl Applier {
             export_time: delivery.version(),
             blogs: HashMap::new(),
         };
-        match pipeline::webhook::effect(&ctx, &delivery) {
+        match pipeline::sources::webhooks::effect(&ctx, &delivery) {
             Ok(Effect::Rows(rows)) => {
                 if self.deleted_since(&delivery, &rows)? {
                     tracing::debug!(

@@ -672,7 +672,7 @@ pub fn forget_customer(
     customer_id: Option<i64>,
     email_hash: Option<&str>,
 ) -> Result<usize, ServerError> {
-    let shop_sql = pipeline::webhook::sql_string(shop);
+    let shop_sql = pipeline::sql::sql_string(shop);
     let mut forgotten = 0;
     if let Some(id) = customer_id {
         forgotten += forget_conversations_where(

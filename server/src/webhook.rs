@@ -29,7 +29,7 @@ use axum::{Json, response::IntoResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use pipeline::webhook::{Delivery, triggered_at};
+use pipeline::sources::webhooks::{Delivery, triggered_at};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::Arc;

@@ -11,7 +11,9 @@
 //! 3. only-new rows are appended (cheap); if any stored row is replaced, the rows go through
 //!    a Delta MERGE keyed on the table key (and partition, for pruning).
 
+pub mod rows;
 pub mod schema;
+pub mod vocab;
 
 use std::collections::HashMap;
 use std::sync::Arc;

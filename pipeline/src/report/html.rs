@@ -10,7 +10,7 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::concat_batches;
 
 use super::ReportOutput;
-use super::catalog::{Chart, ChartKind};
+use super::definitions::{Chart, ChartKind};
 use crate::error::Result;
 use crate::sql::{floats, strings};
 

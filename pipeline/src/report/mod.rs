@@ -1,7 +1,7 @@
 //! The support reports: shipped SQL that anyone can read, rerun and recompute.
 //!
 //! A report is a file under `pipeline/reports/` — a header stating the metric's definition,
-//! parameters and columns (see [`catalog`]) followed by one DataFusion statement over the
+//! parameters and columns (see [`definitions`]) followed by one DataFusion statement over the
 //! lake. The statements build on three views that every SQL session has as well
 //! (`supportlake sql "SELECT * FROM conversation_facts"`): `turn_facts` (one row per automated
 //! answer), `conversation_facts` (one row per conversation: path, outcome, reopen, CSAT) and
@@ -15,7 +15,7 @@
 //! [`render`] prints any result as a table, CSV, JSON (with the parameters used) or a
 //! standalone HTML page with an SVG chart ([`html`]).
 
-pub mod catalog;
+pub mod definitions;
 pub mod html;
 pub mod params;
 
@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use deltalake::arrow::array::RecordBatch;
 
-pub use catalog::Definition;
+pub use definitions::Definition;
 pub use params::{Bound, ReportArgs};
 
 use crate::error::{PipelineError, Result};
@@ -52,7 +52,7 @@ impl ReportOutput {
 
 /// Runs the SQL of report `name` over the lake.
 pub async fn run(engine: &SqlEngine, name: &str, args: &ReportArgs) -> Result<ReportOutput> {
-    let definition = catalog::report(name)?;
+    let definition = definitions::report(name)?;
     let started = std::time::Instant::now();
     let params = params::resolve(engine, definition, args).await?;
     let bound: HashMap<String, _> = params

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::datafusion::scalar::ScalarValue;
 
-use super::catalog::{Definition, ParamType};
+use super::definitions::{Definition, ParamType};
 use crate::error::{PipelineError, Result};
 use crate::sql::SqlEngine;
 

@@ -1,4 +1,4 @@
-//! GraphQL Admin API objects → the Admin API's REST shapes, which [`crate::source::shopify`]
+//! GraphQL Admin API objects → the Admin API's REST shapes, which [`crate::sources::export::shopify`]
 //! already maps to lake rows (as it does for exports and webhooks).
 //!
 //! Going through the REST shape keeps one mapping from Shopify's data to the lake: a field is

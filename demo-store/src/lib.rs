@@ -1,4 +1,10 @@
-//! `supportlake generate`: the demo store, at any scale, in Shopify's own export formats.
+//! # demo-store — `supportlake generate`: the demo store, at any scale, in Shopify's own export formats
+//!
+//! Ridgeline Outfitters, a fictional outdoor store, with its catalog, content, customers,
+//! orders and support history. It lives apart from `pipeline` so that the ~0.5 MB of
+//! embedded content and the generator's code are compiled only into the binary that
+//! generates stores, not into the index and the server; it writes the formats `pipeline`
+//! reads and takes their definitions (intents, passage keys, money) from there.
 //!
 //! Output (one directory, what `supportlake ingest` reads):
 //!
@@ -18,11 +24,14 @@
 //! files. Entities are written as they are made and never kept, so memory does not grow with
 //! the scale.
 
-pub mod catalog;
-pub mod commerce;
-pub mod content;
-pub mod rng;
-pub mod support;
+// The Admin API shapes built with `json!` below nest deeper than the default allows.
+#![recursion_limit = "256"]
+
+mod catalog;
+mod commerce;
+mod content;
+mod rng;
+mod support;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -31,9 +40,9 @@ use std::path::Path;
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::error::{PipelineError, Result};
-use crate::source::fields::format_cents as money;
 use commerce::{OrderState, PLACES, SHOP_DOMAIN, SHOP_ID, SHOP_NUMERIC_ID, exported_at, ts};
+use pipeline::sources::export::format_cents as money;
+use pipeline::{PipelineError, Result};
 
 /// What `generate` wrote.
 #[derive(Debug, Clone, Default, serde::Serialize)]

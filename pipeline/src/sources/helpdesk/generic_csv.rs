@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::{Csat, Message, Parsed, Ticket};
 use crate::error::{PipelineError, Result};
+use crate::lake::vocab::{ConversationStatus, Role};
 
 /// A mapping file.
 #[derive(Debug, Clone, Deserialize)]
@@ -233,7 +234,7 @@ pub fn read(path: &Path, mapping: &Mapping) -> Result<Parsed> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut reader = ::csv::ReaderBuilder::new()
+    let mut reader = csv::ReaderBuilder::new()
         .delimiter(mapping.csv.delimiter.as_bytes()[0])
         .quote(mapping.csv.quote.as_bytes()[0])
         .has_headers(mapping.csv.has_header)
@@ -348,8 +349,8 @@ pub fn read(path: &Path, mapping: &Mapping) -> Result<Parsed> {
                 .value("status", &s)
                 .and_then(toml::Value::as_str)
                 .and_then(|v| match v {
-                    "resolved" => Some("resolved"),
-                    "open" => Some("open"),
+                    "resolved" => Some(ConversationStatus::Resolved),
+                    "open" => Some(ConversationStatus::Open),
                     _ => None,
                 })
         });
@@ -403,8 +404,8 @@ fn row(
         .value("role", role_text)
         .and_then(toml::Value::as_str)
     {
-        Some("shopper") => "shopper",
-        Some("agent") => "agent",
+        Some("shopper") => Role::Shopper,
+        Some("agent") => Role::Agent,
         _ => {
             return Err(format!(
                 "unknown enum value: role = {role_text:?} (the mapping's [values.role] lists {})",
@@ -486,7 +487,7 @@ mod tests {
         };
         assert_eq!(
             row(&mapping, cells("Customer"), "r").unwrap().message.role,
-            "shopper"
+            Role::Shopper
         );
         let refused = row(&mapping, cells("Bot"), "r").err().unwrap();
         assert!(

@@ -1,5 +1,5 @@
 //! The hand-written content the generator combines: catalog vocabulary, conversation
-//! templates, the shop's policies and knowledge articles (`pipeline/content/`), and the
+//! templates, the shop's policies and knowledge articles (`demo-store/content/`), and the
 //! Bitext shopper utterances (`data/datasets/bitext/bitext-dev.csv`, CDLA-Sharing-1.0). Embedded at
 //! build time so `supportlake generate` needs no files beside the binary.
 
@@ -90,22 +90,22 @@ pub struct Article {
 }
 
 pub static CATALOG: LazyLock<Catalog> =
-    LazyLock::new(|| parse("catalog.json", include_str!("../../content/catalog.json")));
+    LazyLock::new(|| parse("catalog.json", include_str!("../content/catalog.json")));
 pub static TEMPLATES: LazyLock<ConversationTemplates> = LazyLock::new(|| {
     parse(
         "conversations.json",
-        include_str!("../../content/conversations.json"),
+        include_str!("../content/conversations.json"),
     )
 });
 pub static POLICIES: LazyLock<Vec<Policy>> =
-    LazyLock::new(|| parse("policies.json", include_str!("../../content/policies.json")));
+    LazyLock::new(|| parse("policies.json", include_str!("../content/policies.json")));
 pub static ARTICLES: LazyLock<Vec<Article>> =
-    LazyLock::new(|| parse("articles.json", include_str!("../../content/articles.json")));
+    LazyLock::new(|| parse("articles.json", include_str!("../content/articles.json")));
 
 /// Bitext utterances by our intent id, in file order.
 pub static UTTERANCES: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
     let mut reader = csv::Reader::from_reader(
-        include_str!("../../../data/datasets/bitext/bitext-dev.csv").as_bytes(),
+        include_str!("../../data/datasets/bitext/bitext-dev.csv").as_bytes(),
     );
     let mut by_intent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in reader.records() {

@@ -6,7 +6,7 @@
 //! deliveries the same way:
 //!
 //! * commerce topics become rows for the keyed upsert, mapped by the same functions as
-//!   exported files ([`crate::source::shopify`]): a webhook and an export of the same object
+//!   exported files (the export's `shopify` mapping): a webhook and an export of the same object
 //!   produce the same row. A row is versioned by the payload's `updated_at`, else by the
 //!   delivery's `X-Shopify-Triggered-At`, so a late, older delivery never overwrites newer
 //!   state (the upsert keeps the newest version);
@@ -16,8 +16,9 @@
 
 use serde_json::{Value, json};
 
-use crate::source::fields::{Obj, Reason, parse_timestamp};
-use crate::source::{Context, Rows, shopify};
+use crate::sources::export::fields::{Obj, Reason, parse_timestamp};
+use crate::sources::export::{Context, Rows, shopify};
+use crate::sql::sql_string;
 
 /// One verified delivery, as the applier receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,11 +149,6 @@ pub enum Effect {
     Privacy(PrivacyRequest),
     /// A topic supportlake does not map: kept raw only.
     KeptRaw,
-}
-
-/// Quotes a string for a SQL literal.
-pub fn sql_string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Maps one delivery. `Err` is the reason its payload cannot be applied (the delivery is

@@ -1,4 +1,4 @@
-//! Sources: a directory of Shopify-format exports, read record by record.
+//! The export directory: a directory of Shopify-format exports, read record by record.
 //!
 //! [`ExportDir::open`] finds the files it knows (see [`FileKind`]) and the manifest that says
 //! which shop they belong to; [`ExportDir::read_file`] streams every record of one file to a
@@ -6,10 +6,12 @@
 //! ingested. No record needs another to be mapped, so files can be read in parallel. Large collections are read
 //! line by line (JSONL, as Shopify's bulk operations write them), so memory stays flat.
 
-pub mod conversations;
-pub mod fields;
-pub mod product_csv;
-pub mod shopify;
+mod conversations;
+pub(crate) mod fields;
+mod product_csv;
+pub(crate) mod shopify;
+
+pub use fields::format_cents;
 
 use std::collections::HashMap;
 use std::fs::File;

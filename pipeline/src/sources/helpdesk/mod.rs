@@ -4,7 +4,7 @@
 //! they are the best evidence of what its shoppers ask: `supportlake import zendesk|gorgias|csv`
 //! turns them into conversations the reports read like live chat.
 //!
-//! Each format has a reader ([`zendesk`], [`gorgias`], [`csv`]) that turns the vendor's export
+//! Each format has a reader (`zendesk`, `gorgias`, [`generic_csv`]) that turns the vendor's export
 //! into [`Ticket`]s and [`Rejected`] records — a ticket with a broken id or timestamp is
 //! rejected whole (its messages with it), a broken message alone, a rating outside its scale
 //! alone (the ticket stays) — each with its reason. [`import`] then joins the tickets to the
@@ -19,9 +19,9 @@
 //! Every imported conversation has the resolution path `human_only`: the helpdesk's tickets
 //! were answered by people.
 
-pub mod csv;
-pub mod gorgias;
-pub mod zendesk;
+pub mod generic_csv;
+mod gorgias;
+mod zendesk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::error::{PipelineError, Result};
 use crate::ingest::{IngestReport, ingest_labelled, quarantine_row, to_batch};
+use crate::lake::vocab::{ConversationStatus, ResolutionPath, Role};
 use crate::lake::{Lake, schema};
 use crate::sql::{SqlEngine, strings};
 
@@ -44,8 +45,8 @@ pub struct Ticket {
     /// The vendor's id; the conversation's is `<source>-<external_id>`.
     pub external_id: String,
     pub subject: Option<String>,
-    /// `open` or `resolved`.
-    pub status: Option<&'static str>,
+    /// Open or resolved.
+    pub status: Option<ConversationStatus>,
     /// `chat`, `email` or `contact_form`, as supportlake's own channels.
     pub channel: Option<String>,
     pub customer_email: Option<String>,
@@ -64,8 +65,8 @@ pub struct Ticket {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub external_id: String,
-    /// `shopper` or `agent`.
-    pub role: &'static str,
+    /// The shopper or an agent.
+    pub role: Role,
     pub author: Option<String>,
     pub text: String,
     pub created_at: DateTime<Utc>,
@@ -130,7 +131,7 @@ pub enum Source {
     /// A directory with `tickets.json` and `messages.json` (the REST list responses).
     Gorgias,
     /// One CSV file read through a column mapping.
-    Csv(Box<csv::Mapping>),
+    Csv(Box<generic_csv::Mapping>),
 }
 
 impl Source {
@@ -146,7 +147,7 @@ impl Source {
         match self {
             Self::Zendesk { handle_time_field } => zendesk::read(path, *handle_time_field),
             Self::Gorgias => gorgias::read(path),
-            Self::Csv(mapping) => csv::read(path, mapping),
+            Self::Csv(mapping) => generic_csv::read(path, mapping),
         }
     }
 }
@@ -190,7 +191,7 @@ static ORDER_NAME: LazyLock<Regex> =
 impl StoreLinks {
     async fn load(lake: &Lake, shop: &str) -> Result<Self> {
         let engine = SqlEngine::open(lake).await?;
-        let shop = crate::webhook::sql_string(shop);
+        let shop = crate::sql::sql_string(shop);
         let mut links = Self {
             customers: HashMap::new(),
             orders: HashMap::new(),
@@ -238,7 +239,7 @@ impl StoreLinks {
             ticket
                 .messages
                 .iter()
-                .filter(|m| m.role == "shopper")
+                .filter(|m| m.role == Role::Shopper)
                 .map(|m| m.text.as_str()),
         );
         for text in texts {
@@ -287,7 +288,7 @@ fn conversation(
         .collect();
     json!({
         "id": id, "channel": ticket.channel, "customer_id": customer, "order_id": order,
-        "primary_intent": intent, "status": ticket.status, "resolution_path": "human_only",
+        "primary_intent": intent, "status": ticket.status, "resolution_path": ResolutionPath::HumanOnly,
         "assignee": ticket.assignee, "agent_handle_seconds": ticket.handle_seconds,
         "tags": ticket.tags, "started_at": rfc3339(&ticket.created_at),
         "ended_at": ticket.solved_at.as_ref().map(rfc3339), "updated_at": rfc3339(&ticket.updated_at),
@@ -327,7 +328,7 @@ pub async fn import(
         let intent = ticket
             .messages
             .iter()
-            .filter(|m| m.role == "shopper")
+            .filter(|m| m.role == Role::Shopper)
             .min_by_key(|m| m.created_at)
             .and_then(|m| classify(&m.text));
         linked.classified += usize::from(intent.is_some());

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{Csat, Message, Parsed, Ticket, parse_time};
 use crate::error::{PipelineError, Result};
+use crate::lake::vocab::{ConversationStatus, Role};
 
 fn data(path: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
@@ -85,10 +86,10 @@ pub fn read(dir: &Path) -> Result<Parsed> {
                 continue;
             }
             let role = match (m["from_agent"].as_bool(), m["sender"]["email"].as_str()) {
-                (Some(true), _) => "agent",
-                (Some(false), _) => "shopper",
-                (None, Some(sender)) if Some(sender) == customer_email.as_deref() => "shopper",
-                (None, Some(_)) => "agent",
+                (Some(true), _) => Role::Agent,
+                (Some(false), _) => Role::Shopper,
+                (None, Some(sender)) if Some(sender) == customer_email.as_deref() => Role::Shopper,
+                (None, Some(_)) => Role::Agent,
                 (None, None) => {
                     let reason = "unknown author: neither from_agent nor sender is set".into();
                     parsed.reject(MESSAGES, record_ref, "messages", reason, m);
@@ -139,8 +140,8 @@ pub fn read(dir: &Path) -> Result<Parsed> {
             },
         };
         let status = match t["status"].as_str() {
-            Some("closed") => Some("resolved"),
-            Some("open") => Some("open"),
+            Some("closed") => Some(ConversationStatus::Resolved),
+            Some("open") => Some(ConversationStatus::Open),
             _ => None,
         };
         parsed.tickets.push(Ticket {

@@ -17,7 +17,8 @@ use super::catalog;
 use super::commerce::{self, Customer, Order, Timeline};
 use super::content::{ARTICLES, POLICIES, TEMPLATES, UTTERANCES};
 use super::rng::{Rng, Stream};
-use crate::source::fields::format_cents;
+use pipeline::sources::export::format_cents;
+use pipeline::text::doc_key;
 
 /// Intents and their share of conversations.
 pub const INTENT_MIX: &[(&str, f64)] = &[
@@ -54,9 +55,12 @@ const AI_CLOSINGS: &[&str] = &[
 ];
 
 fn needs_verification(intent: &str) -> bool {
-    crate::intents::get(intent).is_some_and(|i| i.needs_verification)
+    pipeline::intents::get(intent).is_some_and(|i| i.needs_verification)
 }
 
+/// The `model_version` of the history's turns: an earlier assistant's, on purpose not the
+/// form the answer server writes (`<index::MODEL_ID>/<generation>`), so a store's
+/// generated history and its live turns stay apart in `turns`.
 pub const MODEL_VERSION: &str = "supportlake-0.1/all-MiniLM-L6-v2-int8";
 
 pub fn conversation_count(scale: u32) -> usize {
@@ -67,20 +71,20 @@ pub fn conversation_count(scale: u32) -> usize {
 static DOCS_BY_INTENT: LazyLock<BTreeMap<&'static str, Vec<String>>> = LazyLock::new(|| {
     let mut docs: Vec<(String, String)> = Vec::new();
     for p in POLICIES.iter() {
-        for h in crate::text::headings(&p.body_html) {
+        for h in pipeline::text::headings(&p.body_html) {
             docs.push((
-                format!("policy:{}#{}", p.policy_type, crate::text::slug(&h)),
+                doc_key(&format!("policy:{}", p.policy_type), &h),
                 format!("{} {}", p.title, h).to_lowercase(),
             ));
         }
     }
     for a in ARTICLES.iter() {
-        let first = crate::text::headings(&a.body_html)
+        let first = pipeline::text::headings(&a.body_html)
             .into_iter()
             .next()
             .unwrap_or_else(|| a.title.clone());
         docs.push((
-            format!("article:{}#{}", a.handle, crate::text::slug(&first)),
+            doc_key(&format!("article:{}", a.handle), &first),
             format!("{} {} {}", a.handle, a.title, a.tags.join(" ")).to_lowercase(),
         ));
     }
@@ -415,8 +419,8 @@ fn play(
     };
     script.say("shopper", None, opener, None, 0);
 
-    let sensitive = crate::intents::get(&intent)
-        .is_some_and(|i| i.human_required == crate::intents::HumanRequired::Always);
+    let sensitive = pipeline::intents::get(&intent)
+        .is_some_and(|i| i.human_required == pipeline::intents::HumanRequired::Always);
     // A complaint goes to a person before anything is verified; the person verifies.
     let verify = needs_verification(&intent) && intent != "complaint" && order.is_some();
     let mut path = if channel != "chat" {
@@ -897,7 +901,7 @@ mod tests {
     #[test]
     fn the_mix_draws_every_canonical_intent_once() {
         let mut mixed: Vec<&str> = INTENT_MIX.iter().map(|(id, _)| *id).collect();
-        let mut canonical: Vec<&str> = crate::intents::INTENTS.iter().map(|i| i.id).collect();
+        let mut canonical: Vec<&str> = pipeline::intents::INTENTS.iter().map(|i| i.id).collect();
         mixed.sort_unstable();
         canonical.sort_unstable();
         assert_eq!(mixed, canonical);

@@ -2,7 +2,7 @@
 
 use super::content::{CATALOG, ProductType};
 use super::rng::{Rng, Stream};
-use crate::ids;
+use pipeline::ids;
 
 /// One generated product with its variants.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub fn product(seed: u64, index: usize) -> Product {
     if !gender.is_empty() {
         title = format!("{gender} {title}");
     }
-    let handle = crate::text::slug(&title);
+    let handle = pipeline::text::slug(&title);
     let vendor = if rng.chance(0.5) {
         catalog.vendors[0].clone()
     } else {

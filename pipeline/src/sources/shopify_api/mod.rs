@@ -8,24 +8,24 @@
 //!   their variants, inventory levels, customers, orders with lines, fulfillments and refunds,
 //!   and the orders' returns. Shopify runs the query on its side and hands back a JSONL file
 //!   in which nested objects are separate lines pointing at their parent (`__parentId`);
-//!   [`query::Forest`] puts them back together.
+//!   `query::Forest` puts them back together.
 //! * **incremental** (every later sync): cursor-paginated queries for what changed since the
 //!   last sync began (`query: "updated_at:>'…'"`), pages sized to stay under Shopify's
 //!   1,000-point single-query limit.
 //!
-//! Either way [`client::AdminClient`] paces requests by the shop's cost bucket and retries
-//! what Shopify asks to be retried; [`sync`] checkpoints every step so a killed sync resumes
+//! Either way `client::AdminClient` paces requests by the shop's cost bucket and retries
+//! what Shopify asks to be retried; `sync` checkpoints every step so a killed sync resumes
 //! where it stopped, and commits the whole sync at the end, one Delta commit per table,
-//! through the same mapping ([`mapping`] to REST shapes, then [`crate::source::shopify`])
+//! through the same mapping (`mapping` to REST shapes, then the export's `shopify` mapping)
 //! and the same upsert as every other source.
 //!
 //! The access token travels only in the `X-Shopify-Access-Token` header: it is never
 //! logged, never part of an error and never written to the lake or the staging area.
 
-pub mod client;
-pub mod mapping;
-pub mod query;
-pub mod sync;
+mod client;
+mod mapping;
+mod query;
+mod sync;
 
 pub use client::{ClientStats, RetryPolicy, Throttle};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, sync_dir, sync_shopify};

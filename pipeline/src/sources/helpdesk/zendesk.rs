@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{Csat, Message, Parsed, Ticket, parse_time};
 use crate::error::{PipelineError, Result};
+use crate::lake::vocab::{ConversationStatus, Role};
 
 fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
@@ -33,10 +34,10 @@ fn channel(via: &Value) -> Option<String> {
     )
 }
 
-fn status(text: Option<&str>) -> Option<&'static str> {
+fn status(text: Option<&str>) -> Option<ConversationStatus> {
     match text? {
-        "solved" | "closed" => Some("resolved"),
-        "new" | "open" | "pending" | "hold" => Some("open"),
+        "solved" | "closed" => Some(ConversationStatus::Resolved),
+        "new" | "open" | "pending" | "hold" => Some(ConversationStatus::Open),
         _ => None,
     }
 }
@@ -111,8 +112,8 @@ pub fn read(dir: &Path, handle_time_field: Option<i64>) -> Result<Parsed> {
             }
             let author = c["author_id"].as_i64().and_then(|a| users.get(&a));
             let role = match author.and_then(|u| u["role"].as_str()) {
-                Some("end-user") => "shopper",
-                Some("agent" | "admin") => "agent",
+                Some("end-user") => Role::Shopper,
+                Some("agent" | "admin") => Role::Agent,
                 _ => {
                     let reason = format!(
                         "unknown author: author_id {} is not among the export's users",
@@ -169,7 +170,7 @@ pub fn read(dir: &Path, handle_time_field: Option<i64>) -> Result<Parsed> {
         });
         let resolved = status(t["status"].as_str());
         // The ticket object has no solved time: a solved ticket ended with its last message.
-        let solved_at = (resolved == Some("resolved"))
+        let solved_at = (resolved == Some(ConversationStatus::Resolved))
             .then(|| messages.iter().map(|m| m.created_at).max())
             .flatten();
         let requester = t["requester_id"].as_i64().and_then(|r| users.get(&r));

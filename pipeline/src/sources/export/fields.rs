@@ -4,6 +4,8 @@
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
+use crate::lake::vocab::Vocabulary;
+
 /// Why a record cannot be ingested. The part before the first `:` is the reason's class
 /// (used to count quarantined records by reason).
 pub type Reason = String;
@@ -92,11 +94,20 @@ impl<'a> Obj<'a> {
     /// A string that must be one of `allowed` (Shopify's documented enum values).
     pub fn opt_enum(&self, key: &str, allowed: &[&str]) -> Result<Option<&'a str>, Reason> {
         match self.opt_str(key)? {
-            Some(value) if !allowed.contains(&value) => Err(format!(
-                "unknown enum value: {key} = {value:?} (expected one of {})",
-                allowed.join(", ")
-            )),
+            Some(value) if !allowed.contains(&value) => {
+                Err(unknown_value(key, value, &allowed.join(", ")))
+            }
             other => Ok(other),
+        }
+    }
+
+    /// A string that must be a word of supportlake's vocabulary `T`.
+    pub fn opt_word<T: Vocabulary>(&self, key: &str) -> Result<Option<T>, Reason> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(value) => T::parse(value)
+                .map(Some)
+                .ok_or_else(|| unknown_value(key, value, &T::word_list())),
         }
     }
 
@@ -159,6 +170,11 @@ impl<'a> Obj<'a> {
             Some(other) => Err(format!("wrong type: {key} is not a tag list ({other})")),
         }
     }
+}
+
+/// The reason of a value outside its field's closed set.
+fn unknown_value(key: &str, value: &str, expected: &str) -> Reason {
+    format!("unknown enum value: {key} = {value:?} (expected one of {expected})")
 }
 
 pub fn split_tags(text: &str) -> Vec<String> {
