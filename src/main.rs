@@ -507,8 +507,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Webhooks {
             action: WebhooksAction::Replay { dir, shop },
         } => {
-            let state = open_state(&config).await?;
-            let replayed = server::webhook::replay(&state, &dir, shop.as_deref()).await?;
+            let replayed = server::replay(&config, &dir, shop.as_deref()).await?;
             println!(
                 "{} accepted, {} duplicates dropped, {} refused",
                 replayed.accepted,
@@ -1070,21 +1069,8 @@ fn print_report(report: &pipeline::ingest::IngestReport) {
 }
 
 /// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
-/// The answer server's state over the configured lake, index and state directory.
-async fn open_state(config: &Config) -> Result<server::AppState> {
-    let lake = Lake::open(config.lake_url()?)?;
-    // One single-threaded model per core, each with a worker batching the messages that wait.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let queries = server::embedding::QueryEmbedder::start(
-        Arc::new(FastEmbedder::load_instances(&config.assets_dir, cores)?),
-        cores,
-        config.embedding_batch,
-    )?;
-    Ok(server::AppState::open(server::Settings::from_config(config), lake, queries).await?)
-}
-
 async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
-    let state = open_state(config).await?;
+    let state = server::AppState::from_config(config).await?;
     let address = listen.unwrap_or_else(|| config.listen.clone());
     let listener = tokio::net::TcpListener::bind(&address)
         .await

@@ -5,35 +5,45 @@
 //! does not know, and hands off to a person with the whole context. It depends on [`index`]
 //! and [`pipeline`], never the other way round.
 //!
+//! Four rooms: `http` (everything that knows HTTP: the [`router`], the handlers, the
+//! OpenAPI table, the pages), `conversation` (the rules, with no HTTP in them: a turn, the
+//! handoff packet, verification, the answers, the commerce snapshot), `state` (one type
+//! per SQLite file) and `lake_writer` (what takes the server's records and Shopify's
+//! deliveries to the lake, off the request path). [`AppState`] holds what they share.
+//!
 //! ## A message's way through
 //!
-//! `POST /v1/chat` ([`api`]) checks the body (stable error codes, [`error::AppError`]),
-//! resolves the shop and any signed storefront token ([`identity`]), then, off the async
-//! runtime, embeds the message once and uses that vector twice: the intent classifier and
-//! the hybrid search of the live index generation ([`AppState::understand`]). One SQLite
-//! transaction ([`store`]) then loads the conversation, lets [`answer`] compose the reply
-//! from the in-memory snapshot of orders, shipments, refunds, stock and the return window
-//! ([`commerce`]), escalates when it must (a handoff with its packet), saves the new state,
-//! and queues the turn's lake rows in the outbox. The [`record::Applier`] writes those to
-//! Delta in the background, so a shopper never waits on a lake commit and a restart loses
-//! nothing.
+//! `POST /v1/chat` (`http::chat`) checks the body (stable error codes, [`AppError`]),
+//! resolves the shop and any signed storefront token (`conversation::verification`),
+//! then, off the async runtime, embeds the message once and uses that vector twice: the
+//! intent classifier and the hybrid search of the live index generation. One transaction
+//! of the chat store (`state::chat`, `state.sqlite`) then runs the turn
+//! (`conversation::turn`): it loads the conversation, lets `conversation::answer` compose
+//! the reply from the in-memory snapshot of orders, shipments, refunds, stock and the
+//! return window (`conversation::commerce`), escalates when it must (a handoff with its
+//! packet, `conversation::handoff`), saves the new state, and queues the turn's lake rows
+//! (`lake_writer::records`) in the chat outbox. The applier (`lake_writer::applier`)
+//! writes those to Delta in the background, so a shopper never waits on a lake commit and
+//! a restart loses nothing.
 //!
 //! ## A webhook's way through
 //!
-//! `POST /webhooks/shopify` ([`webhook`]) checks the headers, the HMAC signature and the
-//! shop, then hands the delivery to the [`webhook::Acknowledger`], which commits it with
-//! the others that arrived meanwhile (one fsync for the group) into the webhook store's
-//! outbox, dropping repeats of an event already held, and only then answers 200. The
-//! applier maps it into the lake ([`pipeline::sources::webhooks`]) with the outbox position in the
-//! same Delta commit, carries out deletions and privacy requests ([`pipeline::privacy`]),
-//! and updates the index and the commerce snapshot when the catalog or policies changed.
+//! `POST /webhooks/shopify` (`http::webhooks`) checks the headers, the HMAC signature and
+//! the shop, then hands the delivery to the acknowledger (`lake_writer::acknowledger`),
+//! which commits it with the others that arrived meanwhile (one fsync for the group) into
+//! the webhook store's outbox (`state::webhooks`, `webhooks.sqlite`), dropping repeats of
+//! an event already held, and only then answers 200. The applier maps it into the lake
+//! ([`pipeline::sources::webhooks`]) with the outbox position in the same Delta commit, carries out
+//! deletions and privacy requests ([`pipeline::privacy`]), and updates the index and the
+//! commerce snapshot when the catalog or policies changed. [`replay`] feeds captured
+//! deliveries through the same checks, acknowledger and applier without a server.
 //!
 //! ## The pages
 //!
-//! [`pages`] serves what people look at — the chat widget (`/widget.js`) on a demo storefront
-//! (`/`), the agents' handoff inbox (`/inbox`) and the analysts' dashboard (`/dashboard`) with
-//! the report API behind it (`/v1/reports`) — as plain HTML and JavaScript compiled in, using
-//! the same JSON API as any client.
+//! `http::pages` serves what people look at — the chat widget (`/widget.js`) on a demo
+//! storefront (`/`), the agents' handoff inbox (`/inbox`) and the analysts' dashboard
+//! (`/dashboard`) with the report API behind it (`/v1/reports`, `http::reports`) — as
+//! plain HTML and JavaScript compiled in, using the same JSON API as any client.
 //!
 //! ## What runs beside the requests
 //!
@@ -41,44 +51,41 @@
 //!   second, and a last flush of both on shutdown);
 //! * a refresher that switches to a new index generation when `CURRENT` moves (after
 //!   `supportlake rebuild`) and reloads the commerce snapshot when a commerce table's Delta
-//!   version changes.
+//!   version changes, at once when the applier has changed them.
 //!
-//! Operational state is in one SQLite file under `state_dir`; answer state never lives only
-//! in memory.
+//! Operational state is in two SQLite files under `state_dir` (`state.sqlite` for chats,
+//! `webhooks.sqlite` for deliveries); answer state never lives only in memory.
 
-pub mod answer;
-pub mod api;
-pub mod commerce;
-pub mod embedding;
-pub mod error;
-pub mod identity;
-pub mod metrics;
-pub mod pages;
-pub mod record;
-pub mod store;
-pub mod webhook;
+mod conversation;
+mod embedding;
+mod error;
+mod http;
+mod lake_writer;
+mod metrics;
+mod state;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use index::IndexError;
 use index::bm25::Filter;
 use index::generation::{Generation, IndexDir};
 use index::search::Mode;
+use index::{FastEmbedder, IndexError};
 use pipeline::{Config, Lake};
 
+pub use conversation::commerce::{Shop, Snapshot};
+pub use embedding::QueryEmbedder;
 pub use error::{AppError, ServerError};
+pub use http::router;
+pub use lake_writer::replay::{Replayed, replay};
 
-use crate::answer::{Cited, Source, Understanding};
-use crate::commerce::Snapshot;
-use crate::embedding::QueryEmbedder;
+use crate::conversation::answer::{self, Cited, Source, Understanding};
+use crate::lake_writer::acknowledger::Acknowledger;
+use crate::lake_writer::applier::{Applier, Model};
 use crate::metrics::Metrics;
-use crate::record::Applier;
-use crate::store::Store;
-use crate::webhook::Acknowledger;
+use crate::state::{ChatStore, WebhookStore};
 
 /// Passages retrieved per turn (recorded with their scores; the best are cited).
 const RETRIEVED: usize = 5;
@@ -94,15 +101,15 @@ const APPLY_EVERY: Duration = Duration::from_secs(1);
 
 /// The live index generation with what answering looks up in it.
 #[derive(Debug)]
-pub struct LoadedIndex {
-    pub generation: Generation,
+pub(crate) struct LoadedIndex {
+    pub(crate) generation: Generation,
     /// `(handle, title)` of its products, for entity extraction.
     products: Vec<(String, String)>,
     by_key: HashMap<String, usize>,
 }
 
 impl LoadedIndex {
-    pub fn new(generation: Generation) -> Self {
+    fn new(generation: Generation) -> Self {
         let products = generation.product_titles();
         let by_key = generation
             .passages
@@ -118,7 +125,7 @@ impl LoadedIndex {
     }
 
     /// A whole passage by key.
-    pub fn passage(&self, key: &str) -> Option<Cited> {
+    pub(crate) fn passage(&self, key: &str) -> Option<Cited> {
         let p = &self.generation.passages[*self.by_key.get(key)?];
         Some(Cited {
             source: Source {
@@ -132,31 +139,6 @@ impl LoadedIndex {
     }
 }
 
-/// What the server's settings are.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub pii_hash_key: String,
-    pub storefront_secret: String,
-    pub agent_token: String,
-    pub index_dir: PathBuf,
-    pub state_dir: PathBuf,
-    /// The whole configuration (index updates and privacy exports need more of it).
-    pub config: Config,
-}
-
-impl Settings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            config: config.clone(),
-            pii_hash_key: config.pii_hash_key.clone(),
-            storefront_secret: config.storefront_secret.clone(),
-            agent_token: config.agent_token.clone(),
-            index_dir: config.index_dir.clone(),
-            state_dir: config.state_dir.clone(),
-        }
-    }
-}
-
 /// Everything a request handler reaches; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -164,9 +146,9 @@ pub struct AppState {
 }
 
 struct Inner {
-    settings: Settings,
-    store: Arc<Store>,
-    webhook_store: Arc<Store>,
+    config: Config,
+    chat: Arc<ChatStore>,
+    webhooks: Arc<WebhookStore>,
     acknowledger: Acknowledger,
     lake: Lake,
     queries: QueryEmbedder,
@@ -179,33 +161,48 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("lake", &self.lake.url().as_str())
-            .field("index_dir", &self.settings.index_dir)
+            .field("index_dir", &self.config.index_dir)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// Opens the state store, reads the commerce snapshot and loads the live generation (if
-    /// any: without one the server starts but `/readyz` says not ready).
+    /// The server over the configured lake, index and state directory, with one
+    /// single-threaded embedding model per core, each with a worker batching the messages
+    /// that wait.
+    pub async fn from_config(config: &Config) -> Result<Self, ServerError> {
+        let lake = Lake::open(config.lake_url()?)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let queries = QueryEmbedder::start(
+            Arc::new(FastEmbedder::load_instances(&config.assets_dir, cores)?),
+            cores,
+            config.embedding_batch,
+        )?;
+        Self::open(config, lake, queries).await
+    }
+
+    /// Opens the state stores, reads the commerce snapshot and loads the live generation
+    /// (if any: without one the server starts but `/readyz` says not ready). Takes the
+    /// query embedder as it is, so a caller may bring its own model.
     pub async fn open(
-        settings: Settings,
+        config: &Config,
         lake: Lake,
         queries: QueryEmbedder,
     ) -> Result<Self, ServerError> {
-        let store = Arc::new(Store::open(&settings.state_dir)?);
-        let webhook_store = Arc::new(Store::open_webhooks(&settings.state_dir)?);
-        let acknowledger = Acknowledger::start(webhook_store.clone())?;
+        let chat = Arc::new(ChatStore::open(&config.state_dir)?);
+        let webhooks = Arc::new(WebhookStore::open(&config.state_dir)?);
+        let acknowledger = Acknowledger::start(webhooks.clone())?;
         let snapshot = Snapshot::load(&lake).await?;
-        let index = match IndexDir::new(&settings.index_dir).open_current() {
+        let index = match IndexDir::new(&config.index_dir).open_current() {
             Ok(generation) => Some(Arc::new(LoadedIndex::new(generation))),
             Err(IndexError::NoIndex(_)) => None,
             Err(other) => return Err(other.into()),
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                settings,
-                store,
-                webhook_store,
+                config: config.clone(),
+                chat,
+                webhooks,
                 acknowledger,
                 lake,
                 queries,
@@ -216,33 +213,34 @@ impl AppState {
         })
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The chat store (`state.sqlite`).
+    pub(crate) fn chat(&self) -> &ChatStore {
+        &self.inner.chat
     }
 
-    pub fn lake(&self) -> &Lake {
+    pub(crate) fn lake(&self) -> &Lake {
         &self.inner.lake
     }
 
     /// The embedding model the query workers use (index updates and reports share it).
-    pub fn model(&self) -> Arc<dyn index::Embedder> {
+    pub(crate) fn model(&self) -> Arc<dyn index::Embedder> {
         self.inner.queries.model()
     }
 
     /// The webhook store (acknowledged deliveries waiting for the lake).
-    pub fn webhook_store(&self) -> &Store {
-        &self.inner.webhook_store
+    pub(crate) fn webhooks(&self) -> &WebhookStore {
+        &self.inner.webhooks
     }
 
-    pub fn acknowledger(&self) -> &Acknowledger {
+    pub(crate) fn acknowledger(&self) -> &Acknowledger {
         &self.inner.acknowledger
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
@@ -255,7 +253,7 @@ impl AppState {
     }
 
     /// The live generation, or "not ready" when none is built.
-    pub fn index(&self) -> Result<Arc<LoadedIndex>, ServerError> {
+    pub(crate) fn index(&self) -> Result<Arc<LoadedIndex>, ServerError> {
         self.inner
             .index
             .read()
@@ -270,7 +268,7 @@ impl AppState {
 
     /// Embeds `message` once ([`QueryEmbedder`], batched with other shoppers' messages) and
     /// uses the vector for both the classifier and the search, on a blocking thread.
-    pub async fn understand(
+    pub(crate) async fn understand(
         &self,
         index: Arc<LoadedIndex>,
         message: String,
@@ -299,10 +297,12 @@ impl AppState {
                 classification.decided_by,
                 &hits,
             );
+            // What decided the intent (the classifier's rule, its model, or the product
+            // match) is for the operator, not the answer.
+            tracing::debug!(%intent, confidence, decided_by, "understood a message");
             Ok::<_, ServerError>(Understanding {
                 intent,
                 confidence,
-                decided_by,
                 entities,
                 hits,
             })
@@ -313,8 +313,8 @@ impl AppState {
 
     /// Switches to a new generation when `CURRENT` has moved, and reloads the commerce
     /// snapshot when a commerce table changed. Returns what it reloaded.
-    pub async fn refresh(&self) -> Result<(bool, bool), ServerError> {
-        let dir = IndexDir::new(&self.inner.settings.index_dir);
+    async fn refresh(&self) -> Result<(bool, bool), ServerError> {
+        let dir = IndexDir::new(&self.inner.config.index_dir);
         let live = self.index().ok().map(|i| i.generation.name.clone());
         let current = dir.current()?;
         let new_index = current.is_some() && current != live;
@@ -344,8 +344,16 @@ impl AppState {
 
     /// The applier of this server's outboxes (fails when another process runs one on the
     /// same state directory).
-    pub fn applier(&self) -> Result<Applier, ServerError> {
-        Applier::new(self.clone())
+    fn applier(&self) -> Result<Applier, ServerError> {
+        let inner = &self.inner;
+        Applier::new(
+            &inner.config,
+            inner.lake.clone(),
+            inner.chat.clone(),
+            inner.webhooks.clone(),
+            inner.acknowledger.clone(),
+            Model::Shared(self.model()),
+        )
     }
 }
 
@@ -392,11 +400,10 @@ pub async fn serve(
         .on_thread_start(lower_priority)
         .enable_all()
         .build()?;
-    let applier = background.spawn(state.applier()?.run(
-        APPLY_EVERY,
-        RECORD_EVERY,
-        stop_rx.clone(),
-    ));
+    let applier = state.applier()?;
+    // The applier wakes the refresher when it has changed the index or the commerce tables.
+    let changes = applier.changes();
+    let applier = background.spawn(applier.run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()));
     let refresher = {
         let state = state.clone();
         let mut stop = stop_rx;
@@ -404,6 +411,7 @@ pub async fn serve(
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(REFRESH_EVERY) => {}
+                    _ = changes.notified() => {}
                     _ = stop.changed() => break,
                 }
                 if let Err(error) = state.refresh().await {
@@ -412,7 +420,7 @@ pub async fn serve(
             }
         })
     };
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -1,9 +1,10 @@
 //! The applier: everything the server learns reaches the lake through one path.
 //!
 //! Two outboxes feed it. Every chat turn writes its rows (`conversations`, `messages`,
-//! `turns`, `handoffs`, `csat`) into the state store's outbox in the same transaction as the
-//! state change itself ([`crate::store::enqueue`]); every acknowledged webhook delivery is
-//! one `webhook_events` entry in the webhook store's outbox ([`crate::webhook`]). The
+//! `turns`, `handoffs`, `csat`) into the chat store's outbox in the same transaction as the
+//! state change itself ([`crate::state::sqlite::enqueue`]); every acknowledged webhook
+//! delivery is one `webhook_events` entry in the webhook store's outbox
+//! ([`crate::lake_writer::acknowledger`]). The
 //! [`Applier`] drains both in the background, in order of their sequence numbers:
 //!
 //! 1. a `webhook_events` entry is expanded by [`pipeline::sources::webhooks::effect`] into the rows of
@@ -22,20 +23,24 @@
 //! trustworthy. Shopper-visible latency never waits for Delta.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use index::Embedder;
+use index::generation::IndexDir;
 use pipeline::lake::{Mark, schema};
-use pipeline::sources::webhooks::{Delivery, Effect, PrivacyRequest};
 use pipeline::sources::{Context, Rows};
+use pipeline::sources::webhooks::{Delivery, Effect, PrivacyRequest};
+use pipeline::{Config, Lake};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
-use crate::AppState;
-use crate::answer::{Answer, Understanding};
 use crate::error::ServerError;
-use crate::store::{self, Conversation, Handoff, Message, Store};
-use crate::webhook::Acknowledger;
+use crate::lake_writer::acknowledger::Acknowledger;
+use crate::state::sqlite::Database;
+use crate::state::{ChatStore, WebhookStore, chat};
+use crate::unpoisoned;
 
 /// Entries written per drain: bounds the memory and the size of one commit.
 const DRAIN_ROWS: usize = 20_000;
@@ -53,126 +58,49 @@ const INDEXED_TABLES: &[&str] = &[
     "articles",
 ];
 
-/// `2026-11-28T…` → `2026-11`, the month partition.
-fn month(timestamp: &str) -> String {
-    timestamp.get(..7).unwrap_or("unknown").to_string()
-}
-
-/// The `conversations` row of a conversation's current state.
-pub fn conversation_row(c: &Conversation, ended_at: &str, assignee: Option<&str>) -> Value {
-    let started = store::timestamp(c.started_at);
-    json!({
-        "shop_id": c.shop_id,
-        "id": c.id,
-        "channel": "chat",
-        "customer_id": c.identity.as_ref().and_then(|i| i.customer_id),
-        "order_id": c.identity.as_ref().and_then(|i| i.order_id),
-        "primary_intent": c.primary_intent,
-        // `handed_off` is the server's own state; in the lake the conversation is open
-        // until someone resolves it.
-        "status": if c.status == "resolved" { "resolved" } else { "open" },
-        "resolution_path": c.resolution_path,
-        "shopper_confirmed": c.status == "resolved" && c.resolution_path.as_deref() == Some("ai_only"),
-        "reopened_from": Value::Null,
-        "assignee": assignee,
-        "agent_handle_seconds": Value::Null,
-        "tags": [],
-        "started_at": started,
-        "ended_at": ended_at,
-        "updated_at": store::timestamp(c.updated_at),
-        "month": month(&started),
-    })
-}
-
-/// The `messages` row of a message (its text is already redacted).
-pub fn message_row(shop: &str, conversation: &Conversation, m: &Message) -> Value {
-    json!({
-        "shop_id": shop,
-        "id": m.id,
-        "conversation_id": conversation.id,
-        "seq": m.seq,
-        "role": m.role,
-        "author": m.author,
-        "text": m.text,
-        "created_at": m.created_at,
-        "updated_at": m.created_at,
-        "month": month(&store::timestamp(conversation.started_at)),
-    })
-}
-
-/// The `turns` row of an automated answer: what was understood, retrieved (in rank order,
-/// with BM25, vector and fused scores) and cited, and how the answer went.
-pub fn turn_row(
-    conversation: &Conversation,
-    message: &Message,
-    understood: &Understanding,
-    answer: &Answer,
-    latency_ms: i64,
-    model_version: &str,
-) -> Value {
-    json!({
-        "shop_id": conversation.shop_id,
-        "id": format!("{}_t{}", conversation.id, message.seq),
-        "conversation_id": conversation.id,
-        "message_id": message.id,
-        "intent": understood.intent,
-        "confidence": understood.confidence,
-        "retrieved": understood.hits.iter().map(|h| json!({
-            "doc_key": h.key, "bm25": h.bm25, "vector": h.vector, "fused": h.fused})).collect::<Vec<_>>(),
-        "cited_doc_keys": answer.sources.iter().map(|s| &s.doc_key).collect::<Vec<_>>(),
-        "answer_kind": answer.kind.as_str(),
-        "needs_verification": answer.needs_verification,
-        // Also true for a handoff after an abstention: the turn still said it did not know.
-        "abstained": answer.abstain_reason.is_some(),
-        "abstain_reason": answer.abstain_reason,
-        "helpful": Value::Null,
-        "latency_ms": latency_ms,
-        "model_version": model_version,
-        "created_at": message.created_at,
-        "updated_at": message.created_at,
-        // The conversation's month, like its messages: one conversation, one partition.
-        "month": month(&store::timestamp(conversation.started_at)),
-    })
-}
-
-/// The `handoffs` row.
-pub fn handoff_row(h: &Handoff) -> Value {
-    json!({
-        "shop_id": h.shop_id,
-        "id": h.id,
-        "conversation_id": h.conversation_id,
-        "reason": h.reason,
-        "intent": h.intent,
-        "status": h.status,
-        "assignee": h.assignee,
-        "packet": h.packet.to_string(),
-        "created_at": h.created_at,
-        "claimed_at": h.claimed_at,
-        "first_agent_reply_at": h.first_agent_reply_at,
-        "resolved_at": h.resolved_at,
-        "updated_at": h.updated_at,
-    })
-}
-
-/// One outbox the applier drains, and the app id its marks carry.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    pub store: Arc<Store>,
-    pub app_id: &'static str,
-    /// The webhook store's writer, which forgets applied entries itself (so that it never
-    /// waits for the store's lock); the chat store's are forgotten here.
-    acknowledger: Option<Acknowledger>,
+/// One of the two outboxes the applier drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// The chat store's: turns, messages, conversations, handoffs, CSAT.
+    Chat,
+    /// The webhook store's: acknowledged deliveries.
+    Webhooks,
 }
 
 impl Outbox {
-    /// The entries up to and including `seq` are in the lake.
-    fn forget_through(&self, seq: i64) -> Result<(), ServerError> {
-        match &self.acknowledger {
-            Some(acknowledger) => {
-                acknowledger.applied_through(seq);
-                Ok(())
-            }
-            None => self.store.outbox_done(seq),
+    /// The Delta application id its marks carry.
+    pub fn app_id(self) -> &'static str {
+        match self {
+            Self::Chat => CHAT_APP_ID,
+            Self::Webhooks => WEBHOOK_APP_ID,
+        }
+    }
+}
+
+/// The embedding model index updates embed changed passages with.
+#[derive(Clone)]
+pub enum Model {
+    /// The server's own (its query workers' model).
+    Shared(Arc<dyn Embedder>),
+    /// Loaded from this assets directory only when an index update needs it: a replay of
+    /// files that changed no catalog or policy never loads a model.
+    OnDemand(PathBuf),
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Shared(_) => f.write_str("Model::Shared"),
+            Self::OnDemand(dir) => f.debug_tuple("Model::OnDemand").field(dir).finish(),
+        }
+    }
+}
+
+impl Model {
+    fn get(&self) -> Result<Arc<dyn Embedder>, index::IndexError> {
+        match self {
+            Self::Shared(model) => Ok(model.clone()),
+            Self::OnDemand(assets_dir) => Ok(Arc::new(index::FastEmbedder::load(assets_dir)?)),
         }
     }
 }
@@ -189,7 +117,18 @@ pub struct Applied {
 /// Drains the outboxes into the lake (see the module doc).
 #[derive(Debug)]
 pub struct Applier {
-    state: AppState,
+    /// Index updates need all of it ([`index::rebuild::build_index`]).
+    config: Config,
+    lake: Lake,
+    chat: Arc<ChatStore>,
+    webhooks: Arc<WebhookStore>,
+    /// The webhook store's writer, which forgets applied entries itself (so that it never
+    /// waits for the store's lock); the chat store's are forgotten here.
+    acknowledger: Acknowledger,
+    model: Model,
+    /// Woken after changes were applied, so the server reloads its index and snapshot now
+    /// rather than at its next refresh.
+    changes: Arc<Notify>,
     /// The mark each (app id, table) was last written with, read from the lake once.
     marks: Mutex<HashMap<(&'static str, &'static str), i64>>,
     /// The last entry of each outbox (by app id) this applier has put in the lake: the next
@@ -218,30 +157,51 @@ fn lock(state_dir: &Path) -> Result<std::fs::File, ServerError> {
 }
 
 impl Applier {
-    /// The applier of `state`'s outboxes; fails when another process already has one.
-    pub fn new(state: AppState) -> Result<Self, ServerError> {
-        let lock = lock(&state.settings().state_dir)?;
+    /// The applier of the outboxes of `chat` and `webhooks` (the stores in the configured
+    /// `state_dir`); fails when another process already has one.
+    pub fn new(
+        config: &Config,
+        lake: Lake,
+        chat: Arc<ChatStore>,
+        webhooks: Arc<WebhookStore>,
+        acknowledger: Acknowledger,
+        model: Model,
+    ) -> Result<Self, ServerError> {
+        let lock = lock(&config.state_dir)?;
         Ok(Self {
-            state,
+            config: config.clone(),
+            lake,
+            chat,
+            webhooks,
+            acknowledger,
+            model,
+            changes: Arc::new(Notify::new()),
             marks: Mutex::new(HashMap::new()),
             positions: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
 
-    pub fn chat(&self) -> Outbox {
-        Outbox {
-            store: self.state.inner.store.clone(),
-            app_id: CHAT_APP_ID,
-            acknowledger: None,
+    /// Notified after each drain that changed the lake (see [`Applier::follow`]).
+    pub fn changes(&self) -> Arc<Notify> {
+        self.changes.clone()
+    }
+
+    fn database(&self, outbox: Outbox) -> &Database {
+        match outbox {
+            Outbox::Chat => self.chat.database(),
+            Outbox::Webhooks => self.webhooks.database(),
         }
     }
 
-    pub fn webhooks(&self) -> Outbox {
-        Outbox {
-            store: self.state.inner.webhook_store.clone(),
-            app_id: WEBHOOK_APP_ID,
-            acknowledger: Some(self.state.inner.acknowledger.clone()),
+    /// The entries of `outbox` up to and including `seq` are in the lake.
+    fn forget_through(&self, outbox: Outbox, seq: i64) -> Result<(), ServerError> {
+        match outbox {
+            Outbox::Webhooks => {
+                self.acknowledger.applied_through(seq);
+                Ok(())
+            }
+            Outbox::Chat => self.chat.database().outbox_done(seq),
         }
     }
 
@@ -250,27 +210,21 @@ impl Applier {
         app_id: &'static str,
         spec: &'static schema::TableSpec,
     ) -> Result<i64, ServerError> {
-        if let Some(mark) = crate::unpoisoned(&self.marks).get(&(app_id, spec.name)) {
+        if let Some(mark) = unpoisoned(&self.marks).get(&(app_id, spec.name)) {
             return Ok(*mark);
         }
-        let mark = self
-            .state
-            .inner
-            .lake
-            .applied_version(spec, app_id)
-            .await?
-            .unwrap_or(0);
-        crate::unpoisoned(&self.marks).insert((app_id, spec.name), mark);
+        let mark = self.lake.applied_version(spec, app_id).await?.unwrap_or(0);
+        unpoisoned(&self.marks).insert((app_id, spec.name), mark);
         Ok(mark)
     }
 
     /// Applies the oldest entries of `outbox`.
-    pub async fn drain_once(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
-        let position = crate::unpoisoned(&self.positions)
-            .get(outbox.app_id)
+    pub async fn drain_once(&self, outbox: Outbox) -> Result<Applied, ServerError> {
+        let position = unpoisoned(&self.positions)
+            .get(outbox.app_id())
             .copied()
             .unwrap_or(0);
-        let entries = outbox.store.outbox(position, DRAIN_ROWS)?;
+        let entries = self.database(outbox).outbox(position, DRAIN_ROWS)?;
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Applied::default());
         };
@@ -296,14 +250,14 @@ impl Applier {
                 .or_default()
                 .push((entry.seq, entry.row));
         }
-        let lake = &self.state.inner.lake;
+        let lake = &self.lake;
         let mark = Mark {
-            app_id: outbox.app_id.to_string(),
+            app_id: outbox.app_id().to_string(),
             version: last,
         };
         for (table, rows) in by_table {
             let spec = schema::table(table).expect("grouped by known tables");
-            let already = self.mark_of(outbox.app_id, spec).await?;
+            let already = self.mark_of(outbox.app_id(), spec).await?;
             let rows: Vec<Value> = rows
                 .into_iter()
                 .filter(|(seq, _)| *seq > already)
@@ -316,7 +270,7 @@ impl Applier {
             let batch = pipeline::ingest::to_batch(spec, &rows)?;
             let outcome = lake.write_marked(spec, batch, Some(&mark)).await?;
             if outcome.written > 0 {
-                crate::unpoisoned(&self.marks).insert((outbox.app_id, table), last);
+                unpoisoned(&self.marks).insert((outbox.app_id(), table), last);
                 applied.changed.insert(table);
             }
             tracing::debug!(table, rows = rows.len(), elapsed = ?started.elapsed(), "applied");
@@ -324,8 +278,8 @@ impl Applier {
         for (delivery, effect) in actions {
             self.act(&delivery, effect, &mut applied.changed).await?;
         }
-        crate::unpoisoned(&self.positions).insert(outbox.app_id, last);
-        outbox.forget_through(last)?;
+        unpoisoned(&self.positions).insert(outbox.app_id(), last);
+        self.forget_through(outbox, last)?;
         Ok(applied)
     }
 
@@ -347,7 +301,7 @@ impl Applier {
         let ctx = Context {
             shop_id: delivery.shop_id.clone(),
             shop_domain: delivery.shop_domain.clone(),
-            pii_key: self.state.settings().pii_hash_key.clone(),
+            pii_key: self.config.pii_hash_key.clone(),
             export_time: delivery.version(),
             blogs: HashMap::new(),
         };
@@ -370,8 +324,8 @@ impl Applier {
                 // Buried before the rest of the batch is expanded, so a late update behind
                 // it in this very batch is already turned away.
                 let (table, id) = deleted;
-                self.state.store().transaction(|tx| {
-                    store::bury(tx, &delivery.shop_id, table, id, delivery.version())
+                self.chat.transaction(|tx| {
+                    chat::bury(tx, &delivery.shop_id, table, id, delivery.version())
                 })?;
                 actions.push((delivery, Effect::Delete { deleted, deletes }));
             }
@@ -403,11 +357,7 @@ impl Applier {
             let Some(id) = row["id"].as_i64() else {
                 continue;
             };
-            if let Some(deleted_at) = self
-                .state
-                .store()
-                .deleted_at(&delivery.shop_id, table, id)?
-            {
+            if let Some(deleted_at) = self.chat.deleted_at(&delivery.shop_id, table, id)? {
                 let version = row["updated_at"].as_i64().unwrap_or(delivery.version());
                 if version <= deleted_at {
                     return Ok(true);
@@ -424,8 +374,8 @@ impl Applier {
         effect: Effect,
         changed: &mut BTreeSet<&'static str>,
     ) -> Result<(), ServerError> {
-        let lake = &self.state.inner.lake;
-        let settings = self.state.settings();
+        let lake = &self.lake;
+        let config = &self.config;
         let shop = delivery.shop_id.as_str();
         let request = match effect {
             Effect::Delete { deletes, .. } => {
@@ -445,17 +395,13 @@ impl Applier {
                 let email_hash = customer
                     .email
                     .as_deref()
-                    .map(|e| pipeline::pii::email_hash(&settings.pii_hash_key, e));
-                self.state.store().transaction(|tx| {
-                    store::forget_customer(tx, shop, customer.id, email_hash.as_deref())
+                    .map(|e| pipeline::pii::email_hash(&config.pii_hash_key, e));
+                self.chat.transaction(|tx| {
+                    chat::forget_customer(tx, shop, customer.id, email_hash.as_deref())
                 })?;
-                let outcome = pipeline::privacy::redact_customer(
-                    lake,
-                    &settings.pii_hash_key,
-                    shop,
-                    customer,
-                )
-                .await?;
+                let outcome =
+                    pipeline::privacy::redact_customer(lake, &config.pii_hash_key, shop, customer)
+                        .await?;
                 ("customer_redacted", Some(customer), outcome)
             }
             PrivacyRequest::ExportCustomer {
@@ -464,19 +410,17 @@ impl Applier {
             } => {
                 let outcome = pipeline::privacy::export_customer(
                     lake,
-                    &settings.pii_hash_key,
+                    &config.pii_hash_key,
                     shop,
                     customer,
                     *request_id,
-                    &settings.config.exports_dir,
+                    &config.exports_dir,
                 )
                 .await?;
                 ("customer_exported", Some(customer), outcome)
             }
             PrivacyRequest::RedactShop => {
-                self.state
-                    .store()
-                    .transaction(|tx| store::forget_shop(tx, shop))?;
+                self.chat.transaction(|tx| chat::forget_shop(tx, shop))?;
                 let outcome = pipeline::privacy::redact_shop(lake, shop).await?;
                 ("shop_redacted", None, outcome)
             }
@@ -512,7 +456,7 @@ impl Applier {
     }
 
     /// Drains `outbox` until it is empty.
-    pub async fn drain(&self, outbox: &Outbox) -> Result<Applied, ServerError> {
+    pub async fn drain(&self, outbox: Outbox) -> Result<Applied, ServerError> {
         let mut total = Applied::default();
         loop {
             let applied = self.drain_once(outbox).await?;
@@ -525,29 +469,34 @@ impl Applier {
     }
 
     /// After catalog or policy changes: builds a new index generation (only the changed
-    /// passages are embedded again; the others come from the embedding cache) and switches
-    /// the server to it and to the new commerce snapshot at once.
+    /// passages are embedded again; the others come from the embedding cache) when there
+    /// is one to update, then wakes [`Applier::changes`] so the server switches to it and
+    /// to the new commerce snapshot at once.
     pub async fn follow(&self, changed: &BTreeSet<&'static str>) {
         if changed.is_empty() {
             return;
         }
-        let settings = self.state.settings();
         let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
-        if indexed && self.state.index().is_ok() {
-            let index_dir = index::generation::IndexDir::new(&settings.index_dir);
+        let index_dir = IndexDir::new(&self.config.index_dir);
+        if indexed && index_dir.current().ok().flatten().is_some() {
             match index_dir.lock("rebuild") {
                 Ok(_lock) => {
                     let started = Instant::now();
-                    match index::rebuild::build_index(
-                        &settings.config,
-                        &self.state.inner.lake,
-                        self.state.inner.queries.model().as_ref(),
-                        "*",
-                        None,
-                        true,
-                    )
-                    .await
-                    {
+                    let built = match self.model.get() {
+                        Ok(model) => {
+                            index::rebuild::build_index(
+                                &self.config,
+                                &self.lake,
+                                model.as_ref(),
+                                "*",
+                                None,
+                                true,
+                            )
+                            .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match built {
                         Ok(summary) => {
                             tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes");
                         }
@@ -561,9 +510,7 @@ impl Applier {
                 }
             }
         }
-        if let Err(error) = self.state.refresh().await {
-            tracing::warn!(%error, "refresh after applying changes failed");
-        }
+        self.changes.notify_one();
     }
 
     /// Applies the webhook outbox every `every`, the chat outbox every `chat_every`, until
@@ -574,7 +521,6 @@ impl Applier {
         chat_every: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let (chat, webhooks) = (self.chat(), self.webhooks());
         let mut last_chat = Instant::now();
         loop {
             tokio::select! {
@@ -585,7 +531,7 @@ impl Applier {
             // Chat first: a redaction arriving by webhook must find the turns recorded before it.
             if last_chat.elapsed() >= chat_every {
                 last_chat = Instant::now();
-                match self.drain(&chat).await {
+                match self.drain(Outbox::Chat).await {
                     Ok(applied) => changed.extend(applied.changed),
                     // The entries stay in the outbox; the next round retries them.
                     Err(error) => {
@@ -593,7 +539,7 @@ impl Applier {
                     }
                 }
             }
-            match self.drain(&webhooks).await {
+            match self.drain(Outbox::Webhooks).await {
                 Ok(applied) => changed.extend(applied.changed),
                 Err(error) => {
                     tracing::error!(%error, "applying webhook deliveries failed; will retry");
@@ -601,11 +547,11 @@ impl Applier {
             }
             self.follow(&changed).await;
         }
-        for outbox in [&chat, &webhooks] {
+        for outbox in [Outbox::Chat, Outbox::Webhooks] {
             match self.drain(outbox).await {
                 Ok(applied) => tracing::info!(
                     entries = applied.entries,
-                    app = outbox.app_id,
+                    app = outbox.app_id(),
                     "outbox flushed to the lake"
                 ),
                 Err(error) => {

@@ -1,4 +1,4 @@
-//! Who the shopper is, proved one of two ways (DESIGN.md "Answering a shopper", step 1):
+//! Who the shopper is, proved one of two ways:
 //!
 //! * **Storefront token.** A logged-in shopper's theme signs `customer_id:email:expires`
 //!   with the shop's storefront secret (HMAC-SHA256, hex) and passes
@@ -14,13 +14,17 @@
 //! Ids a shopper types are never trusted on their own: an order number only means something
 //! together with the email on that order.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::commerce::Snapshot;
-use crate::store::Identity;
+use crate::conversation::commerce::Snapshot;
+use crate::conversation::turn::Turn;
+use crate::error::ServerError;
+use crate::state::chat::{self, Conversation, Identity};
 
 /// Failed verifications a conversation may make within [`ATTEMPT_WINDOW_SECONDS`].
 pub const CONVERSATION_ATTEMPTS: i64 = 5;
@@ -36,19 +40,6 @@ pub enum TokenError {
     Malformed,
     BadSignature,
     Expired,
-}
-
-/// The message a theme signs: `customer_id:email:expires` (expiry in unix seconds).
-pub fn token_message(customer_id: i64, email: &str, expires: i64) -> String {
-    format!("{customer_id}:{email}:{expires}")
-}
-
-/// Signs a token as a theme would (used by tests and the docs' example).
-pub fn sign_token(secret: &str, customer_id: i64, email: &str, expires: i64) -> String {
-    let message = token_message(customer_id, email, expires);
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(message.as_bytes());
-    format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Checks a `customer_token` and returns the identity it proves.
@@ -117,12 +108,84 @@ pub fn verify_order(
     })
 }
 
+/// How an attempt to verify went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The identity is stored on the conversation.
+    Verified,
+    /// The details did not match (one answer for every kind of mismatch).
+    Failed,
+    /// Too many failures: refused for this many more seconds.
+    Locked(u64),
+}
+
+pub const VERIFY_FAILED: &str = "We couldn't verify those details. Please check the order number and the email used at checkout, and try again.";
+pub const VERIFY_LOCKED: &str = "Too many attempts to verify. For your security, please wait a few minutes before trying again, or ask for a person.";
+
+impl Turn<'_> {
+    /// Checks order number + email under the attempt limits, and on success stores the
+    /// identity.
+    pub fn verify(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        conversation: &mut Conversation,
+        order_number: &str,
+        email: &str,
+        client: IpAddr,
+    ) -> Result<Verification, ServerError> {
+        let now = self.now;
+        let by_conversation = format!("conversation:{}", conversation.id);
+        let by_address = format!("address:{client}");
+        let since = now.timestamp() - ATTEMPT_WINDOW_SECONDS;
+        for (scope, limit) in [
+            (&by_conversation, CONVERSATION_ATTEMPTS),
+            (&by_address, ADDRESS_ATTEMPTS),
+        ] {
+            if chat::failures_since(tx, scope, since)? >= limit {
+                let oldest =
+                    chat::oldest_failure_since(tx, scope, since)?.unwrap_or(now.timestamp());
+                let wait = (oldest + ATTEMPT_WINDOW_SECONDS - now.timestamp()).max(1);
+                return Ok(Verification::Locked(u64::try_from(wait).unwrap_or(1)));
+            }
+        }
+        match verify_order(
+            self.snapshot,
+            &self.state.config().pii_hash_key,
+            &conversation.shop_id,
+            order_number,
+            email,
+        ) {
+            Some(identity) => {
+                conversation.identity = Some(identity);
+                Ok(Verification::Verified)
+            }
+            None => {
+                chat::record_failure(tx, &[&by_conversation, &by_address], now.timestamp(), since)?;
+                Ok(Verification::Failed)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECRET: &str = "theme-secret";
     const KEY: &str = "pii-key";
+
+    /// The message a theme signs: `customer_id:email:expires` (expiry in unix seconds).
+    fn token_message(customer_id: i64, email: &str, expires: i64) -> String {
+        format!("{customer_id}:{email}:{expires}")
+    }
+
+    /// Signs a token as a theme would.
+    fn sign_token(secret: &str, customer_id: i64, email: &str, expires: i64) -> String {
+        let message = token_message(customer_id, email, expires);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(message.as_bytes());
+        format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
+    }
 
     #[test]
     fn a_signed_token_verifies_and_any_change_is_refused() {

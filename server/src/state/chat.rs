@@ -1,24 +1,23 @@
-//! The server's operational state in one SQLite file: conversations in progress (with their
-//! verified identity), their messages, verification failures (for attempt limits), the
-//! handoff queue, and the outbox of rows waiting to be written to the lake.
+//! `state.sqlite`: the chat state — conversations in progress (with their verified
+//! identity), their messages, verification failures (for attempt limits), the handoff
+//! queue, the tombstones of deleted store records, and the outbox of chat rows waiting to
+//! be written to the lake.
 //!
-//! Why SQLite and not memory: a restart must not forget who is verified, lose a handoff an
-//! agent has not seen, or drop a turn before it reached the lake. Every state change and the
-//! lake rows that describe it are written in one transaction, so the lake can never miss a
-//! change the shopper saw, nor record one that did not happen.
+//! Every state change and the lake rows that describe it are written in one transaction,
+//! so the lake can never miss a change the shopper saw, nor record one that did not happen.
 //!
 //! Durability: WAL with `synchronous = NORMAL` survives a crash of the process (the case a
 //! restart is about) without an fsync per turn; a power cut can lose the last commits.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ServerError;
+use crate::state::sqlite::Database;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversations (
@@ -74,29 +73,6 @@ CREATE TABLE IF NOT EXISTS tombstones (
     deleted_at INTEGER NOT NULL,
     PRIMARY KEY (shop_id, table_name, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    table_name TEXT NOT NULL,
-    row TEXT NOT NULL
-);
-";
-
-/// The webhook store: the outbox of acknowledged deliveries and the keys seen recently
-/// (Shopify retries for 4 hours; a key is kept a day).
-const WEBHOOK_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    table_name TEXT NOT NULL,
-    row TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS webhook_seen (
-    shop_id TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (shop_id, topic, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS webhook_seen_age ON webhook_seen (received_at);
 ";
 
 /// Who the shopper proved to be.
@@ -173,23 +149,13 @@ pub struct Handoff {
     pub updated_at: String,
 }
 
-/// Rows waiting for the lake, in the order they were written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    pub seq: i64,
-    pub table: String,
-    pub row: Value,
-}
-
-/// A state file: one writing connection, since SQLite has one writer anyway and every
-/// transaction here takes microseconds, and one reading connection for the applier's bulk
-/// reads, which in WAL mode read a snapshot without holding up the writer.
+/// The chat state file.
 #[derive(Debug)]
-pub struct Store {
-    connection: Mutex<Connection>,
-    reader: Mutex<Connection>,
+pub struct ChatStore {
+    database: Database,
 }
 
+/// How times are stored (and written to the lake): RFC 3339 in UTC, to the microsecond.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -202,64 +168,37 @@ fn json_column<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> 
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-/// Room in the prepared-statement cache: more than the distinct statements of this file.
-const STATEMENTS: usize = 64;
-
-impl Store {
-    /// Opens (creating when missing) `state.sqlite` in `dir`: the chat state.
+impl ChatStore {
+    /// Opens (creating when missing) `state.sqlite` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
-        Self::open_file(&dir.join("state.sqlite"), SCHEMA, "NORMAL")
-    }
-
-    /// Opens (creating when missing) `webhooks.sqlite` in `dir`: acknowledged deliveries.
-    /// Every commit is fsync'd (`synchronous = FULL`): a delivery Shopify was told we have
-    /// must survive a power cut too, not only a crash. The acknowledger commits deliveries
-    /// in groups, so the fsync is shared.
-    ///
-    /// SQLite checkpoints the WAL inside the commit that crosses its threshold, which made
-    /// that group's acknowledgements wait for a copy of megabytes and an fsync of the
-    /// database; here it is off, and the acknowledger checkpoints after it has replied
-    /// ([`Store::checkpoint`]).
-    pub fn open_webhooks(dir: &Path) -> Result<Self, ServerError> {
-        let store = Self::open_file(&dir.join("webhooks.sqlite"), WEBHOOK_SCHEMA, "FULL")?;
-        crate::unpoisoned(&store.connection).pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(store)
-    }
-
-    fn open_file(path: &Path, schema: &str, synchronous: &str) -> Result<Self, ServerError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", synchronous)?;
-        connection.pragma_update(None, "busy_timeout", 5000)?;
-        connection.execute_batch(schema)?;
-        // Every statement is prepared once and reused (`prepare_cached`): parsing SQL per
-        // request was a few percent of the server's CPU under load.
-        connection.set_prepared_statement_cache_capacity(STATEMENTS);
-        let reader = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        reader.pragma_update(None, "busy_timeout", 5000)?;
         Ok(Self {
-            connection: Mutex::new(connection),
-            reader: Mutex::new(reader),
+            database: Database::open(&dir.join("state.sqlite"), SCHEMA, "NORMAL")?,
         })
     }
 
-    /// Runs `work` in one transaction, committed only when it returns `Ok` (an error rolls
-    /// every write of `work` back).
+    /// The file's connections and outbox.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Runs `work` in one transaction (see [`Database::transaction`]).
     pub fn transaction<T, E: From<ServerError>>(
         &self,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut connection = crate::unpoisoned(&self.connection);
-        let tx = connection.transaction().map_err(ServerError::from)?;
-        let value = work(&tx)?;
-        tx.commit().map_err(ServerError::from)?;
-        Ok(value)
+        self.database.transaction(work)
+    }
+
+    /// When `table`'s row `id` of `shop` was last deleted (µs), if it was (see [`bury`]).
+    pub fn deleted_at(&self, shop: &str, table: &str, id: i64) -> Result<Option<i64>, ServerError> {
+        Ok(self
+            .database
+            .reader()
+            .prepare_cached(
+                "SELECT deleted_at FROM tombstones WHERE shop_id = ?1 AND table_name = ?2 AND id = ?3",
+            )?
+            .query_row(params![shop, table, id], |r| r.get(0))
+            .optional()?)
     }
 }
 
@@ -505,135 +444,6 @@ pub fn handoffs(
     Ok(statement
         .query_map(params![status, shop, limit], handoff_row)?
         .collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Queues a lake row (written by the recorder).
-pub fn enqueue(tx: &Transaction<'_>, table: &str, row: &Value) -> Result<(), ServerError> {
-    enqueue_serialized(tx, table, &serde_json::to_string(row)?)
-}
-
-/// Queues a lake row already serialized as JSON (the acknowledger's deliveries: serialized
-/// by the request handlers in parallel, not on the committing thread).
-pub fn enqueue_serialized(tx: &Transaction<'_>, table: &str, row: &str) -> Result<(), ServerError> {
-    tx.prepare_cached("INSERT INTO outbox (table_name, row) VALUES (?1, ?2)")?
-        .execute(params![table, row])?;
-    Ok(())
-}
-
-impl Store {
-    /// Copies the WAL's committed pages into the database file (a passive checkpoint by the
-    /// only writer: it always completes, so the next write starts the WAL over).
-    pub fn checkpoint(&self) -> Result<(), ServerError> {
-        crate::unpoisoned(&self.connection).query_row(
-            "PRAGMA wal_checkpoint(PASSIVE)",
-            [],
-            |_| Ok(()),
-        )?;
-        Ok(())
-    }
-
-    /// The oldest `limit` outbox entries after `after`. Read through the reading connection and parsed
-    /// after it is released: a drain of thousands of deliveries never makes the writer
-    /// (and so the acknowledgements waiting on it) wait.
-    pub fn outbox(&self, after: i64, limit: usize) -> Result<Vec<OutboxEntry>, ServerError> {
-        let rows = {
-            let reader = crate::unpoisoned(&self.reader);
-            let mut statement = reader.prepare_cached(
-                "SELECT seq, table_name, row FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            statement
-                .query_map(params![after, limit], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        rows.into_iter()
-            .map(|(seq, table, row)| {
-                Ok(OutboxEntry {
-                    seq,
-                    table,
-                    row: serde_json::from_str(&row)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Forgets outbox entries up to and including `seq` (they are in the lake), a few
-    /// hundred per transaction so that the writer is never held for long.
-    pub fn outbox_done(&self, seq: i64) -> Result<(), ServerError> {
-        while self.forget_outbox(seq, FORGET_AT_ONCE)? == FORGET_AT_ONCE {}
-        Ok(())
-    }
-
-    /// Forgets at most `limit` outbox entries up to and including `seq`; returns how many.
-    /// The commit skips the fsync even in the webhook store: a forget lost in a power cut
-    /// only brings back entries that the applier then skips by its marks in the lake.
-    pub fn forget_outbox(&self, seq: i64, limit: usize) -> Result<usize, ServerError> {
-        let mut connection = crate::unpoisoned(&self.connection);
-        let synchronous: i64 = connection.pragma_query_value(None, "synchronous", |r| r.get(0))?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        let forgotten = (|| {
-            let tx = connection.transaction()?;
-            let forgotten = tx
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE seq IN \
-                     (SELECT seq FROM outbox WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-                )?
-                .execute(params![seq, limit])?;
-            tx.commit()?;
-            Ok::<_, rusqlite::Error>(forgotten)
-        })();
-        connection.pragma_update(None, "synchronous", synchronous)?;
-        Ok(forgotten?)
-    }
-
-    /// When `table`'s row `id` of `shop` was last deleted (µs), if it was (see [`bury`]).
-    pub fn deleted_at(&self, shop: &str, table: &str, id: i64) -> Result<Option<i64>, ServerError> {
-        Ok(crate::unpoisoned(&self.reader)
-            .prepare_cached(
-                "SELECT deleted_at FROM tombstones WHERE shop_id = ?1 AND table_name = ?2 AND id = ?3",
-            )?
-            .query_row(params![shop, table, id], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Entries waiting for the lake.
-    pub fn outbox_len(&self) -> Result<i64, ServerError> {
-        Ok(crate::unpoisoned(&self.reader)
-            .prepare_cached("SELECT count(*) FROM outbox")?
-            .query_row([], |r| r.get(0))?)
-    }
-}
-
-/// Outbox entries forgotten per transaction (see [`Store::outbox_done`]).
-pub const FORGET_AT_ONCE: usize = 500;
-
-/// Records a delivery's key; `false` when it was seen already (a duplicate to drop).
-pub fn first_sighting(
-    tx: &Transaction<'_>,
-    shop: &str,
-    topic: &str,
-    event_id: &str,
-    received_at: i64,
-) -> Result<bool, ServerError> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO webhook_seen (shop_id, topic, event_id, received_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![shop, topic, event_id, received_at])?;
-    Ok(inserted == 1)
-}
-
-/// Forgets delivery keys first seen before `before` (µs).
-pub fn forget_sightings(tx: &Transaction<'_>, before: i64) -> Result<usize, ServerError> {
-    Ok(tx
-        .prepare_cached("DELETE FROM webhook_seen WHERE received_at < ?1")?
-        .execute(params![before])?)
 }
 
 /// Deletes the conversations that match `condition` (SQL over `conversations`, with
