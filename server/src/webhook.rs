@@ -463,6 +463,29 @@ fn capture(
     Ok((headers, text.to_string()))
 }
 
+/// What `supportlake webhooks replay` prints: the counts, each refusal, who applies.
+impl std::fmt::Display for Replayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} accepted, {} duplicates dropped, {} refused",
+            self.accepted,
+            self.duplicates,
+            self.refused.len()
+        )?;
+        for (file, code, message) in &self.refused {
+            write!(f, "\nrefused {file}: {code}: {message}")?;
+        }
+        match self.applied {
+            Some(n) => write!(f, "\napplied {n} outbox entries to the lake"),
+            None => write!(
+                f,
+                "\na running server applies them (it holds the applier lock)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
