@@ -526,3 +526,20 @@ fn order_json(seed: u64, order: &commerce::Order) -> Value {
         "line_items": line_items, "fulfillments": fulfillments, "refunds": refunds, "returns": returns,
     })
 }
+
+/// What was written, as `supportlake generate` reports it after the output directory.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} products, {} variants, {} customers, {} orders, {} conversations, {} policies, {} articles",
+            self.products,
+            self.variants,
+            self.customers,
+            self.orders,
+            self.conversations,
+            self.policies,
+            self.articles
+        )
+    }
+}

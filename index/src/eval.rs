@@ -159,7 +159,7 @@ pub fn tune_weights(
     g: &Generation,
     embedder: &dyn Embedder,
     set: &[RetrievalQuery],
-) -> Result<(FusionWeights, RetrievalScores), IndexError> {
+) -> Result<TunedWeights, IndexError> {
     let vectors = embed_batched(
         embedder,
         &set.iter().map(|q| q.query.clone()).collect::<Vec<_>>(),
@@ -189,8 +189,11 @@ pub fn tune_weights(
         }
         best.set(doc_type, top.1);
     }
-    let overall = score_mode(g, set, &vectors, &filter, Mode::Hybrid, Some(&best))?;
-    Ok((best, overall))
+    let hybrid = score_mode(g, set, &vectors, &filter, Mode::Hybrid, Some(&best))?;
+    Ok(TunedWeights {
+        weights: best,
+        hybrid,
+    })
 }
 
 /// Per-intent counts and rates.
@@ -389,6 +392,162 @@ pub fn score_intents(set: &[Example], predictions: &[Classification]) -> IntentR
     }
 }
 
+/// Which rows of an evaluation set to score, numbered from 1: tune on one half, report the
+/// other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    All,
+    Odd,
+    Even,
+}
+
+impl Rows {
+    /// The selected rows of `items`, in order.
+    pub fn select<T>(self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| match self {
+                Rows::All => true,
+                Rows::Odd => i % 2 == 0,
+                Rows::Even => i % 2 == 1,
+            })
+            .map(|(_, item)| item)
+            .collect()
+    }
+}
+
+/// The BM25 weights [`tune_weights`] found, and the hybrid scores of the whole set with them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TunedWeights {
+    pub weights: FusionWeights,
+    pub hybrid: RetrievalScores,
+}
+
+impl std::fmt::Display for TunedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (w, s) = (&self.weights, &self.hybrid);
+        write!(
+            f,
+            "tuned BM25 weights: product {:.1}, policy {:.1}, article {:.1} -> hybrid nDCG@10 {:.3}, Recall@10 {:.3}, MRR {:.3}",
+            w.product, w.policy, w.article, s.ndcg_at_10, s.recall_at_10, s.mrr
+        )
+    }
+}
+
+/// The scores per mode as a table, then the judged keys the index lacks.
+impl std::fmt::Display for RetrievalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} queries", self.queries)?;
+        write!(
+            f,
+            "{:<8} {:>8} {:>10} {:>7}",
+            "mode", "nDCG@10", "Recall@10", "MRR"
+        )?;
+        for (mode, s) in &self.modes {
+            write!(
+                f,
+                "\n{mode:<8} {:>8.3} {:>10.3} {:>7.3}",
+                s.ndcg_at_10, s.recall_at_10, s.mrr
+            )?;
+        }
+        if !self.unknown_keys.is_empty() {
+            write!(
+                f,
+                "\njudged keys missing from the index: {}",
+                self.unknown_keys.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The overall scores, a table per intent, the frequent confusions and the reliability table.
+impl std::fmt::Display for IntentReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages: accuracy {:.3}, macro-F1 {:.3}",
+            self.messages, self.accuracy, self.macro_f1
+        )?;
+        if let Some(r) = self.out_of_scope_recall {
+            write!(f, "\nout_of_scope recall {r:.3}")?;
+        }
+        if let Some(r) = self.false_out_of_scope_rate {
+            write!(f, "\nfalse out_of_scope rate {r:.3}")?;
+        }
+        write!(
+            f,
+            "\n{:<24} {:>7} {:>9} {:>7} {:>7}",
+            "intent", "support", "precision", "recall", "f1"
+        )?;
+        for (intent, s) in &self.per_intent {
+            write!(
+                f,
+                "\n{intent:<24} {:>7} {:>9.3} {:>7.3} {:>7.3}",
+                s.support, s.precision, s.recall, s.f1
+            )?;
+        }
+        if !self.confusions.is_empty() {
+            write!(f, "\nmost frequent confusions (gold -> predicted):")?;
+            for (gold, predicted, n) in &self.confusions {
+                write!(f, "\n  {gold} -> {predicted}: {n}")?;
+            }
+        }
+        if let Some(error) = self.expected_calibration_error {
+            write!(
+                f,
+                "\nconfidence of intents decided by vote (expected calibration error {error:.3}):"
+            )?;
+            write!(
+                f,
+                "\n  {:<9} {:>8} {:>15} {:>9}",
+                "bin", "messages", "mean confidence", "accuracy"
+            )?;
+            for bin in &self.reliability {
+                write!(
+                    f,
+                    "\n  {:.1}-{:.1}   {:>8} {:>15.3} {:>9.3}",
+                    bin.from, bin.to, bin.messages, bin.mean_confidence, bin.accuracy
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`sweep_out_of_scope`] table as `supportlake eval intents --sweep` prints it: the set's
+/// size, then one row per threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepTable<'a> {
+    pub messages: usize,
+    pub rows: &'a [ThresholdRow],
+}
+
+impl std::fmt::Display for SweepTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} messages", self.messages)?;
+        write!(
+            f,
+            "{:>9} {:>9} {:>9} {:>11} {:>10}",
+            "threshold", "accuracy", "macro-F1", "oos recall", "false oos"
+        )?;
+        let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.3}"));
+        for row in self.rows {
+            write!(
+                f,
+                "\n{:>9.3} {:>9.3} {:>9.3} {:>11} {:>10}",
+                row.threshold,
+                row.accuracy,
+                row.macro_f1,
+                rate(row.out_of_scope_recall),
+                rate(row.false_out_of_scope_rate)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,5 +616,13 @@ mod tests {
         assert_eq!(r.reliability[0].messages, 4);
         assert_eq!(r.reliability[0].accuracy, 0.5);
         assert_eq!(r.expected_calibration_error, Some(0.5));
+    }
+
+    #[test]
+    fn rows_split_a_set_into_halves_numbered_from_one() {
+        let set = vec![1, 2, 3, 4, 5];
+        assert_eq!(Rows::All.select(set.clone()), set);
+        assert_eq!(Rows::Odd.select(set.clone()), [1, 3, 5]);
+        assert_eq!(Rows::Even.select(set), [2, 4]);
     }
 }

@@ -614,3 +614,35 @@ impl std::fmt::Display for BuildSummary {
         }
     }
 }
+
+/// What `supportlake index status` prints: the live generation, those on disk, the cache.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.current {
+            Some(m) => {
+                let counts: Vec<String> = m
+                    .by_doc_type
+                    .iter()
+                    .map(|(t, n)| format!("{t}={n}"))
+                    .collect();
+                writeln!(
+                    f,
+                    "live: {} built {} ({} passages: {}; {} intent examples; model {})",
+                    m.generation,
+                    m.built_at,
+                    m.passages,
+                    counts.join(" "),
+                    m.intent_examples,
+                    m.model
+                )?;
+            }
+            None => writeln!(f, "live: none (run `supportlake index build`)")?,
+        }
+        writeln!(f, "generations on disk: {}", self.generations.join(", "))?;
+        write!(f, "embedding cache: {} vectors", self.cache_entries)?;
+        if self.building {
+            write!(f, "\na build is running")?;
+        }
+        Ok(())
+    }
+}

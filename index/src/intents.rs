@@ -370,6 +370,17 @@ pub fn entities(text: &str, products: &[(String, String)]) -> Entities {
     found
 }
 
+/// The decision and its evidence on one line, as `supportlake classify` prints it.
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (confidence {:.2}, nearest example {:.2}, by {})",
+            self.intent, self.confidence, self.nearest_similarity, self.decided_by
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

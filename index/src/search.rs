@@ -227,6 +227,41 @@ pub fn snippet(text: &str) -> String {
     format!("{}…", cut[..end].trim_end_matches([',', '.', ';', ':']))
 }
 
+/// Hits as `supportlake search` prints them: numbered, each with its link and snippet, and
+/// with `explain` the scores behind its rank.
+#[derive(Debug, Clone, Copy)]
+pub struct HitList<'a> {
+    pub hits: &'a [Hit],
+    pub explain: bool,
+}
+
+impl std::fmt::Display for HitList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.hits.is_empty() {
+            return f.write_str("no passage matches");
+        }
+        for (n, hit) in self.hits.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}. {} — {}", n + 1, hit.title, hit.key)?;
+            if !hit.url.is_empty() {
+                write!(f, "\n   {}", hit.url)?;
+            }
+            write!(f, "\n   {}", hit.snippet)?;
+            if self.explain {
+                let bm25 = hit.bm25.map_or("-".to_string(), |s| format!("{s:.3}"));
+                write!(
+                    f,
+                    "\n   fused {:.3} = bm25 {bm25} (normalised {:.3}) + vector {:.3} (normalised {:.3}), {}",
+                    hit.fused, hit.bm25_normalised, hit.vector, hit.vector_normalised, hit.doc_type
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,6 +257,18 @@ pub fn lake_url_from(location: &str) -> Result<Url> {
     })
 }
 
+impl Config {
+    /// The Admin API's base URL for `shop` (its myshopify domain): `shopify_admin_url` when
+    /// set (a proxy or a stand-in server), else the shop's own domain.
+    pub fn admin_base_url(&self, shop: &str) -> String {
+        if self.shopify_admin_url.is_empty() {
+            format!("https://{shop}")
+        } else {
+            self.shopify_admin_url.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

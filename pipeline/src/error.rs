@@ -37,6 +37,12 @@ pub enum PipelineError {
     /// The input directory is not a Shopify export supportlake understands.
     #[error("input: {0}")]
     Input(String),
+    /// A command needed the lake's one shop, and the lake holds none yet.
+    #[error("the lake holds no shop yet: ingest or sync the store first, or pass --shop")]
+    NoShop,
+    /// A command needed the lake's one shop, and the lake holds these.
+    #[error("the lake holds {} shops ({}): pass --shop", .0.len(), .0.join(", "))]
+    ManyShops(Vec<String>),
 }
 
 /// Shorthand used across the crate.

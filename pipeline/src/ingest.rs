@@ -429,3 +429,36 @@ pub async fn ingest_labelled(
     lake.write(spec, to_batch(spec, &[run])?).await?;
     Ok(report)
 }
+
+/// The summary `supportlake ingest` prints: the run, then one row per table and one line
+/// per quarantine reason.
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "ingest {} from {}: {} records read, {} ok, {} quarantined in {:.1}s",
+            self.run_id,
+            self.source,
+            self.records_read,
+            self.records_ok,
+            self.quarantined,
+            self.seconds
+        )?;
+        write!(
+            f,
+            "{:<18} {:>10} {:>10} {:>10}",
+            "table", "rows", "written", "unchanged"
+        )?;
+        for (table, c) in &self.tables {
+            write!(
+                f,
+                "\n{table:<18} {:>10} {:>10} {:>10}",
+                c.rows, c.written, c.unchanged
+            )?;
+        }
+        for (reason, n) in &self.quarantine_reasons {
+            write!(f, "\nquarantined ({reason}): {n}")?;
+        }
+        Ok(())
+    }
+}

@@ -234,3 +234,24 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
         }
     }
 }
+
+/// The questions `supportlake demo` asks of a filled lake, `(question, SQL)`: one per kind
+/// of thing the lake knows, each a query a user can copy and change.
+pub const DEMO_QUERIES: &[(&str, &str)] = &[
+    (
+        "What is in the lake?",
+        "SELECT (SELECT count(*) FROM products) AS products, (SELECT count(*) FROM variants) AS variants, (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM conversations) AS conversations, (SELECT count(*) FROM messages) AS messages",
+    ),
+    (
+        "How are conversations resolved? (the conversation_facts view every report builds on)",
+        "SELECT path, outcome, count(*) AS conversations, round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS pct FROM conversation_facts GROUP BY path, outcome ORDER BY path, conversations DESC",
+    ),
+    (
+        "What do shoppers ask about most, and how often does the AI abstain?",
+        "SELECT intent, count(*) AS turns, round(avg(confidence), 2) AS avg_confidence, sum(CASE WHEN abstained THEN 1 ELSE 0 END) AS abstained FROM turns WHERE answer_kind <> 'verification' GROUP BY intent ORDER BY turns DESC LIMIT 8",
+    ),
+    (
+        "CSAT by resolution path",
+        "SELECT path, count(csat_score) AS ratings, round(avg(csat_score), 2) AS avg_score, round(100.0 * avg(CASE WHEN csat_score >= 4 THEN 1.0 ELSE 0.0 END), 1) AS pct_4_5 FROM conversation_facts WHERE csat_score IS NOT NULL GROUP BY path ORDER BY avg_score DESC",
+    ),
+];

@@ -581,3 +581,23 @@ pub async fn row_counts(lake: &Lake) -> Result<HashMap<&'static str, i64>> {
     }
     Ok(counts)
 }
+
+impl Lake {
+    /// The lake's shop when it holds exactly one: what a command acting on "the store" uses
+    /// when it was given no shop.
+    pub async fn only_shop(&self) -> Result<String> {
+        let engine = crate::sql::SqlEngine::open(self).await?;
+        let batches = engine
+            .query("SELECT DISTINCT shop_id FROM shops ORDER BY shop_id")
+            .await?;
+        let mut shops: Vec<String> = crate::sql::strings(&batches, "shop_id")?
+            .into_iter()
+            .flatten()
+            .collect();
+        match shops.len() {
+            1 => Ok(shops.remove(0)),
+            0 => Err(PipelineError::NoShop),
+            _ => Err(PipelineError::ManyShops(shops)),
+        }
+    }
+}

@@ -139,3 +139,26 @@ fn capture(
     set("x-shopify-hmac-sha256", &sign(secret, text.as_bytes()))?;
     Ok((headers, text.to_string()))
 }
+
+/// What `supportlake webhooks replay` prints: the counts, each refusal, who applies.
+impl std::fmt::Display for Replayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} accepted, {} duplicates dropped, {} refused",
+            self.accepted,
+            self.duplicates,
+            self.refused.len()
+        )?;
+        for (file, code, message) in &self.refused {
+            write!(f, "\nrefused {file}: {code}: {message}")?;
+        }
+        match self.applied {
+            Some(n) => write!(f, "\napplied {n} outbox entries to the lake"),
+            None => write!(
+                f,
+                "\na running server applies them (it holds the applier lock)"
+            ),
+        }
+    }
+}

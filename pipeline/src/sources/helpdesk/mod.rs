@@ -398,3 +398,26 @@ pub async fn import(
         ingest,
     })
 }
+
+/// The summary `supportlake import` prints: what was read and linked, then the ingest's
+/// report (whose shop is the one imported into).
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} import into {}: {} tickets, {} messages, {} ratings; {} linked to customers, {} to orders, {} classified; rejected {:?}; {} internal notes and {} messages of rejected tickets skipped",
+            self.source,
+            self.ingest.shop_id,
+            self.tickets,
+            self.messages,
+            self.csat,
+            self.linked_customers,
+            self.linked_orders,
+            self.classified,
+            self.rejected,
+            self.notes_skipped,
+            self.skipped_with_ticket
+        )?;
+        write!(f, "{}", self.ingest)
+    }
+}

@@ -664,3 +664,27 @@ pub async fn sync_shopify(
         ingest,
     })
 }
+
+/// The summary `supportlake sync shopify` prints: what was fetched and what it waited for,
+/// then the ingest's report.
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} sync of {}{}: {} objects in {} requests ({:.0} points), {:.1} s waiting for the rate limit or retries ({} throttled, {} HTTP 429, {} server errors), {:.1} s for bulk operations to finish, {:.1} s in all",
+            self.mode,
+            self.shop,
+            if self.resumed { " (resumed)" } else { "" },
+            self.objects.values().sum::<u64>(),
+            self.requests,
+            self.cost,
+            self.waited_seconds,
+            self.throttled,
+            self.http_429,
+            self.server_errors,
+            self.bulk_waited_seconds,
+            self.seconds
+        )?;
+        write!(f, "{}", self.ingest)
+    }
+}
