@@ -1,4 +1,4 @@
-//! The canonical intents (DESIGN.md "Intents"), read from the `intents` view's SQL
+//! The canonical intents, read from the `intents` view's SQL
 //! (`reports/views/intents.sql`), the one place they are written down: the analysts' view,
 //! the classifier's check of its examples and the generator can never disagree.
 

@@ -1,7 +1,7 @@
 -- view: intents
 -- title: Intents
 -- summary: The canonical intents: what each needs (system of record, verified identity) and whether a person is required.
--- definition: The reference list every classifier output and report uses (DESIGN.md "Intents").
+-- definition: The reference list every classifier output and report uses.
 --   `human_required` is the blueprint answer to "can automation finish this?": `no` (the
 --   assistant can answer from data or knowledge), `sometimes` (it can explain, but the change
 --   itself needs a person or an app), `always` (sensitive: payments, complaints, explicit asks).

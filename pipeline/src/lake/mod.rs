@@ -534,7 +534,7 @@ pub struct Compaction {
 }
 
 /// Compacts every table: Delta `optimize` rewrites small files (each ingest batch and
-/// upsert adds some) into files of about [`TARGET_FILE_BYTES`], then `vacuum` deletes the
+/// upsert adds some) into files of about `TARGET_FILE_BYTES`, then `vacuum` deletes the
 /// files no version inside the table's retention period (Delta's default, 7 days) still
 /// references — so readers of a recent version, and time travel within a week, keep
 /// working. Each step is its own commit; a crash between tables leaves every table valid.
