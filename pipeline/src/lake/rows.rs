@@ -7,7 +7,8 @@
 //! Field names are the table's column names; timestamps are UTC microseconds since the epoch,
 //! the lake's timestamp type. [`to_batch`] decodes rows against the table's schema strictly,
 //! so a row and [`super::schema::TABLES`] cannot drift apart unnoticed; [`Row::entry`] gives
-//! the sources' `(table, row)` pair for the ingest.
+//! the sources' `(table, row)` pair for the ingest. Timestamps also read from RFC 3339 text
+//! ([`micros`]), the form rows had before they were typed.
 
 use deltalake::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,49 @@ pub fn month(started_at: i64) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Reads the rows' timestamps from µs or from RFC 3339 text. Rows are written with µs, but
+/// rows saved before they were typed hold RFC 3339 strings (the answer server keeps its
+/// conversations' latest turn in `state.sqlite` to update it on feedback): reading both keeps
+/// those rows instead of losing them, and text that is neither is an error, not a default.
+/// (The lake's own JSON decoder takes both forms too, so old outbox entries still apply.)
+pub mod micros {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    /// A timestamp as stored: µs, or RFC 3339 text.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Micros(i64),
+        Text(String),
+    }
+
+    fn to_micros<E: Error>(stored: Stored) -> Result<i64, E> {
+        match stored {
+            Stored::Micros(micros) => Ok(micros),
+            Stored::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.timestamp_micros())
+                .map_err(|e| {
+                    E::custom(format!(
+                        "timestamp {text:?} is neither µs nor RFC 3339: {e}"
+                    ))
+                }),
+        }
+    }
+
+    /// A required timestamp.
+    pub fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        to_micros(Stored::deserialize(deserializer)?)
+    }
+
+    /// An optional timestamp (`null` or absent is `None`).
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        Option::<Stored>::deserialize(deserializer)?
+            .map(to_micros)
+            .transpose()
+    }
+}
+
 /// A `conversations` row: one support conversation (chat, email or imported ticket).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationRow {
@@ -61,8 +105,11 @@ pub struct ConversationRow {
     pub assignee: Option<String>,
     pub agent_handle_seconds: Option<i64>,
     pub tags: Vec<String>,
+    #[serde(deserialize_with = "micros::required")]
     pub started_at: i64,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub ended_at: Option<i64>,
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
     /// [`month`] of `started_at`.
     pub month: String,
@@ -82,7 +129,9 @@ pub struct MessageRow {
     pub role: Role,
     pub author: Option<String>,
     pub text: Option<String>,
+    #[serde(deserialize_with = "micros::required")]
     pub created_at: i64,
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
     /// The conversation's [`month`], not the message's.
     pub month: String,
@@ -121,7 +170,9 @@ pub struct TurnRow {
     pub helpful: Option<bool>,
     pub latency_ms: Option<i64>,
     pub model_version: Option<String>,
+    #[serde(deserialize_with = "micros::required")]
     pub created_at: i64,
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
     /// The conversation's [`month`], like its messages.
     pub month: String,
@@ -143,11 +194,16 @@ pub struct HandoffRow {
     pub assignee: Option<String>,
     /// The packet as JSON text, PII-redacted.
     pub packet: Option<String>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub created_at: Option<i64>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub claimed_at: Option<i64>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub first_agent_reply_at: Option<i64>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub resolved_at: Option<i64>,
     /// The latest of the timestamps above: each step is a newer version of the row.
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
 }
 
@@ -165,7 +221,9 @@ pub struct CsatRow {
     /// PII-redacted.
     pub comment: Option<String>,
     pub resolution_path: Option<ResolutionPath>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub created_at: Option<i64>,
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
 }
 
@@ -188,8 +246,11 @@ pub struct TicketRow {
     pub customer_id: Option<i64>,
     pub assignee: Option<String>,
     pub handle_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub created_at: Option<i64>,
+    #[serde(default, deserialize_with = "micros::optional")]
     pub solved_at: Option<i64>,
+    #[serde(deserialize_with = "micros::required")]
     pub updated_at: i64,
 }
 
@@ -231,5 +292,32 @@ mod tests {
         let (table, value) = message.entry();
         assert_eq!(table, "messages");
         assert_eq!(value["role"], "shopper");
+    }
+
+    #[test]
+    fn timestamps_read_from_micros_and_from_rfc_3339_text() {
+        let micros: HandoffRow = serde_json::from_value(serde_json::json!({
+            "shop_id": "shop", "id": "h1", "conversation_id": "c1", "reason": "explicit_request",
+            "intent": null, "status": "open", "assignee": null, "packet": null,
+            "created_at": 1_790_811_000_000_000_i64, "updated_at": 1_790_811_000_000_000_i64,
+        }))
+        .unwrap();
+        // A row as the answer server wrote it before rows were typed.
+        let text: HandoffRow = serde_json::from_value(serde_json::json!({
+            "shop_id": "shop", "id": "h1", "conversation_id": "c1", "reason": "explicit_request",
+            "intent": null, "status": "open", "assignee": null, "packet": null,
+            "created_at": "2026-09-30T23:30:00.000000Z", "claimed_at": null,
+            "first_agent_reply_at": null, "resolved_at": null,
+            "updated_at": "2026-09-30T23:30:00.000000Z",
+        }))
+        .unwrap();
+        assert_eq!(micros, text);
+        assert_eq!(text.created_at, Some(1_790_811_000_000_000));
+        assert_eq!(text.claimed_at, None);
+        let bad = serde_json::from_value::<CsatRow>(serde_json::json!({
+            "shop_id": "shop", "conversation_id": "c1", "score": 5, "comment": null,
+            "resolution_path": null, "updated_at": "yesterday",
+        }));
+        assert!(bad.unwrap_err().to_string().contains("\"yesterday\""));
     }
 }

@@ -124,6 +124,8 @@ vocabulary! {
         ExplicitRequest => "explicit_request",
         /// Payments, complaints and the like always go to a person.
         SensitiveIntent => "sensitive_intent",
+        /// A change to an order (cancelling or editing one not yet shipped) that a person makes.
+        ActionRequired => "action_required",
         /// The assistant was not sure enough, repeatedly.
         LowConfidence => "low_confidence",
         /// The answer needs data or knowledge the store does not have.

@@ -3,6 +3,7 @@
 //! question, what the assistant tried, and the history.
 
 use chrono::{DateTime, Utc};
+use pipeline::lake::vocab::{HandoffReason, HandoffStatus, ResolutionPath, Role};
 use serde_json::{Value, json};
 
 use crate::conversation::answer::{self, Answer, Understanding};
@@ -10,8 +11,8 @@ use crate::conversation::commerce::Snapshot;
 use crate::conversation::turn::HandoffRef;
 use crate::error::ServerError;
 use crate::lake_writer::records;
-use crate::state::chat::{self, Conversation, Handoff};
-use crate::state::sqlite::enqueue;
+use crate::state::chat::{self, Conversation, Handoff, Status};
+use crate::state::sqlite::enqueue_row;
 
 /// Opens a handoff with the packet an agent needs, and hands the conversation over.
 pub fn open(
@@ -21,7 +22,7 @@ pub fn open(
     conversation: &mut Conversation,
     understood: &Understanding,
     answer: &Answer,
-    reason: &str,
+    reason: HandoffReason,
 ) -> Result<HandoffRef, ServerError> {
     let history = chat::messages(tx, &conversation.id, None)?;
     let orders: Vec<Value> = answer
@@ -33,7 +34,7 @@ pub fn open(
         .collect();
     let tried: Vec<&Value> = history.iter().filter_map(|m| m.meta.as_ref()).collect();
     let packet = json!({
-        "summary": format!("{} ({}): {}", understood.intent, reason, history.iter().rev().find(|m| m.role == "shopper").map_or("", |m| m.text.as_str())),
+        "summary": format!("{} ({}): {}", understood.intent, reason, history.iter().rev().find(|m| m.role == Role::Shopper).map_or("", |m| m.text.as_str())),
         "reason": reason,
         "intent": understood.intent,
         "verified_identity": conversation.identity.as_ref().map(|i| json!({
@@ -49,9 +50,9 @@ pub fn open(
         id: format!("{}_h{}", conversation.id, history.len()),
         shop_id: conversation.shop_id.clone(),
         conversation_id: conversation.id.clone(),
-        reason: reason.into(),
+        reason,
         intent: Some(understood.intent.clone()),
-        status: "open".into(),
+        status: HandoffStatus::Open,
         assignee: None,
         packet,
         created_at: at.clone(),
@@ -61,12 +62,12 @@ pub fn open(
         updated_at: at,
     };
     chat::save_handoff(tx, &handoff)?;
-    enqueue(tx, "handoffs", &records::handoff_row(&handoff))?;
-    conversation.status = "handed_off".into();
-    conversation.resolution_path = Some("ai_then_human".into());
+    enqueue_row(tx, &records::handoff_row(&handoff))?;
+    conversation.status = Status::HandedOff;
+    conversation.resolution_path = Some(ResolutionPath::AiThenHuman);
     conversation.handoff_id = Some(handoff.id.clone());
     Ok(HandoffRef {
         id: handoff.id,
-        reason: reason.into(),
+        reason: reason.to_string(),
     })
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use pipeline::lake::vocab::{HandoffReason, Role};
 use serde::Serialize;
 use serde_json::json;
 
@@ -18,8 +19,8 @@ use crate::conversation::handoff;
 use crate::conversation::verification::{VERIFY_FAILED, VERIFY_LOCKED, Verification};
 use crate::error::ServerError;
 use crate::lake_writer::records;
-use crate::state::chat::{self, Conversation, Pending};
-use crate::state::sqlite::enqueue;
+use crate::state::chat::{self, Conversation, Pending, Status};
+use crate::state::sqlite::enqueue_row;
 use crate::{AppState, LoadedIndex};
 
 /// The handoff a reply announces.
@@ -64,18 +65,17 @@ impl Turn<'_> {
         let shopper = chat::append_message(
             tx,
             &conversation.id,
-            "shopper",
+            Role::Shopper,
             None,
             &pipeline::pii::redact_text(message),
             self.now,
             None,
         )?;
-        enqueue(
+        enqueue_row(
             tx,
-            "messages",
             &records::message_row(&conversation.shop_id, conversation, &shopper),
         )?;
-        if conversation.status == "handed_off" {
+        if conversation.status == Status::HandedOff {
             // A person has the conversation: the message waits for them.
             conversation.updated_at = self.now;
             save_conversation(tx, conversation, None)?;
@@ -180,9 +180,9 @@ impl Turn<'_> {
         if low && conversation.low_confidence_streak >= 2 && answer.handoff_reason.is_none() {
             // Two turns in a row without a good answer: a person takes over.
             answer.handoff_reason = Some(if answer.abstain_reason == Some("missing_data") {
-                "missing_data"
+                HandoffReason::MissingData
             } else {
-                "low_confidence"
+                HandoffReason::LowConfidence
             });
             answer.kind = Kind::Handoff;
             answer
@@ -190,7 +190,7 @@ impl Turn<'_> {
                 .push_str(" I'm connecting you with a person who can help; they'll reply here.");
         } else if answer.abstain_reason == Some("missing_data") && answer.handoff_reason.is_none() {
             // The records cannot answer it: a person can look further.
-            answer.handoff_reason = Some("missing_data");
+            answer.handoff_reason = Some(HandoffReason::MissingData);
             answer
                 .text
                 .push_str(" I've asked a person on our team to look into it; they'll reply here.");
@@ -209,7 +209,7 @@ impl Turn<'_> {
         let ai = chat::append_message(
             tx,
             &conversation.id,
-            "ai",
+            Role::Ai,
             None,
             &answer.text,
             self.now,
@@ -235,19 +235,18 @@ impl Turn<'_> {
             latency_ms,
             &format!("{}/{}", index::MODEL_ID, self.index.generation.name),
         );
-        enqueue(
+        enqueue_row(
             tx,
-            "messages",
             &records::message_row(&conversation.shop_id, conversation, &ai),
         )?;
-        enqueue(tx, "turns", &turn_row)?;
+        enqueue_row(tx, &turn_row)?;
         conversation.last_turn = Some(turn_row);
         conversation.updated_at = self.now;
         save_conversation(tx, conversation, None)?;
         self.state.metrics().answer(
             &understood.intent,
             answer.abstain_reason,
-            answer.handoff_reason,
+            answer.handoff_reason.map(HandoffReason::as_str),
         );
         Ok(Reply {
             text: answer.text,
@@ -268,10 +267,8 @@ pub fn save_conversation(
     assignee: Option<&str>,
 ) -> Result<(), ServerError> {
     chat::save_conversation(tx, conversation)?;
-    let ended = chat::timestamp(conversation.updated_at);
-    enqueue(
+    enqueue_row(
         tx,
-        "conversations",
-        &records::conversation_row(conversation, &ended, assignee),
+        &records::conversation_row(conversation, conversation.updated_at, assignee),
     )
 }

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::conversation::turn::{Reply, Turn};
 use crate::conversation::verification::{TokenError, verify_token};
 use crate::error::AppError;
-use crate::state::chat::{self, Conversation};
+use crate::state::chat::{self, Conversation, Status};
 
 /// Longest shopper message, in characters.
 pub const MESSAGE_LIMIT: usize = 2000;
@@ -114,7 +114,7 @@ pub async fn chat(
                 shop_id: shop.clone(),
                 started_at: now,
                 updated_at: now,
-                status: "open".into(),
+                status: Status::Open,
                 resolution_path: None,
                 primary_intent: None,
                 identity: None,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use chrono::Utc;
+use pipeline::lake::vocab::ResolutionPath;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,8 +17,9 @@ use crate::conversation::answer::Understanding;
 use crate::conversation::turn::{Turn, save_conversation};
 use crate::conversation::verification::{VERIFY_FAILED, VERIFY_LOCKED, Verification};
 use crate::error::AppError;
-use crate::state::chat::{self, Conversation};
-use crate::state::sqlite::enqueue;
+use crate::lake_writer::records;
+use crate::state::chat::{self, Conversation, Status};
+use crate::state::sqlite::enqueue_row;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +133,7 @@ pub async fn feedback(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<FeedbackRequest>,
 ) -> Result<Json<Value>, AppError> {
-    let now = chat::timestamp(Utc::now());
+    let now = Utc::now().timestamp_micros();
     state.chat().transaction(|tx| {
         let mut conversation = existing(tx, &id)?;
         let Some(mut turn) = conversation.last_turn.take() else {
@@ -140,9 +142,9 @@ pub async fn feedback(
                 "the conversation has no automated answer to rate",
             ));
         };
-        turn["helpful"] = json!(request.helpful);
-        turn["updated_at"] = json!(now);
-        enqueue(tx, "turns", &turn)?;
+        turn.helpful = Some(request.helpful);
+        turn.updated_at = now;
+        enqueue_row(tx, &turn)?;
         conversation.last_turn = Some(turn);
         chat::save_conversation(tx, &conversation)?;
         Ok(Json(json!({"recorded": true})))
@@ -160,21 +162,17 @@ pub async fn csat(
             "score must be an integer from 1 to 5",
         ));
     }
-    let now = chat::timestamp(Utc::now());
+    let now = Utc::now();
     state.chat().transaction(|tx| {
         let conversation = existing(tx, &id)?;
-        enqueue(
+        enqueue_row(
             tx,
-            "csat",
-            &json!({
-                "shop_id": conversation.shop_id,
-                "conversation_id": conversation.id,
-                "score": request.score,
-                "comment": request.comment.as_deref().map(pipeline::pii::redact_text),
-                "resolution_path": conversation.resolution_path.as_deref().unwrap_or("ai_only"),
-                "created_at": now,
-                "updated_at": now,
-            }),
+            &records::csat_row(
+                &conversation,
+                request.score,
+                request.comment.as_deref(),
+                now,
+            ),
         )?;
         Ok(Json(json!({"recorded": true})))
     })
@@ -187,16 +185,16 @@ pub async fn resolve(
     let now = Utc::now();
     state.chat().transaction(|tx| {
         let mut conversation = existing(tx, &id)?;
-        if conversation.status == "handed_off" {
+        if conversation.status == Status::HandedOff {
             return Err(AppError::conflict(
                 "handed_off",
                 "a person has this conversation; they resolve it",
             ));
         }
-        conversation.status = "resolved".into();
+        conversation.status = Status::Resolved;
         conversation
             .resolution_path
-            .get_or_insert_with(|| "ai_only".into());
+            .get_or_insert(ResolutionPath::AiOnly);
         conversation.updated_at = now;
         save_conversation(tx, &conversation, None)?;
         Ok(Json(

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::Utc;
+use pipeline::lake::vocab::{HandoffStatus, ResolutionPath, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,8 +17,8 @@ use crate::AppState;
 use crate::conversation::turn::save_conversation;
 use crate::error::AppError;
 use crate::lake_writer::records;
-use crate::state::chat::{self, Conversation, Handoff};
-use crate::state::sqlite::enqueue;
+use crate::state::chat::{self, Conversation, Handoff, Status};
+use crate::state::sqlite::enqueue_row;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +38,13 @@ pub struct HandoffQuery {
     pub shop: Option<String>,
 }
 
+/// The statuses the inbox filters by (the server never abandons a handoff).
+const LISTED: [HandoffStatus; 3] = [
+    HandoffStatus::Open,
+    HandoffStatus::Claimed,
+    HandoffStatus::Resolved,
+];
+
 fn handoff_or_404(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Handoff, AppError> {
     chat::handoff(tx, id)?
         .ok_or_else(|| AppError::not_found("unknown_handoff", "no handoff with this id"))
@@ -48,14 +56,18 @@ pub async fn list(
     Query(query): Query<HandoffQuery>,
 ) -> Result<Json<Value>, AppError> {
     auth::agent(&state, &headers)?;
-    if let Some(status) = query.status.as_deref()
-        && !["open", "claimed", "resolved"].contains(&status)
-    {
-        return Err(AppError::bad_request(
-            "invalid_status",
-            "status is open, claimed or resolved",
-        ));
-    }
+    let status = query
+        .status
+        .as_deref()
+        .map(|word| {
+            LISTED
+                .into_iter()
+                .find(|s| s.as_str() == word)
+                .ok_or_else(|| {
+                    AppError::bad_request("invalid_status", "status is open, claimed or resolved")
+                })
+        })
+        .transpose()?;
     let shop = match query.shop.as_deref() {
         Some(name) => Some(
             state
@@ -68,7 +80,7 @@ pub async fn list(
         None => None,
     };
     state.chat().transaction(|tx| {
-        let handoffs = chat::handoffs(tx, query.status.as_deref(), shop.as_deref(), 500)?;
+        let handoffs = chat::handoffs(tx, status, shop.as_deref(), 500)?;
         Ok(Json(json!({"handoffs": handoffs})))
     })
 }
@@ -102,7 +114,7 @@ fn update_handoff(
         change(tx, &mut handoff, &mut conversation, &now)?;
         handoff.updated_at = now.clone();
         chat::save_handoff(tx, &handoff)?;
-        enqueue(tx, "handoffs", &records::handoff_row(&handoff))?;
+        enqueue_row(tx, &records::handoff_row(&handoff))?;
         conversation.updated_at = Utc::now();
         save_conversation(tx, &conversation, handoff.assignee.as_deref())?;
         Ok(Json(handoff))
@@ -121,14 +133,14 @@ pub async fn claim(
         return Err(AppError::bad_request("missing_field", "agent is required"));
     }
     update_handoff(&state, &id, |_, handoff, _, now| {
-        match (&handoff.status[..], handoff.assignee.as_deref()) {
-            ("resolved", _) => {
+        match (handoff.status, handoff.assignee.as_deref()) {
+            (HandoffStatus::Resolved, _) => {
                 return Err(AppError::conflict(
                     "already_resolved",
                     "the handoff is resolved",
                 ));
             }
-            ("claimed", Some(other)) if other != name => {
+            (HandoffStatus::Claimed, Some(other)) if other != name => {
                 return Err(AppError::conflict(
                     "already_claimed",
                     format!("{other} has claimed this handoff"),
@@ -136,7 +148,7 @@ pub async fn claim(
             }
             _ => {}
         }
-        handoff.status = "claimed".into();
+        handoff.status = HandoffStatus::Claimed;
         handoff.assignee = Some(name.clone());
         handoff.claimed_at.get_or_insert_with(|| now.to_string());
         Ok(())
@@ -152,7 +164,7 @@ pub async fn reply(
     auth::agent(&state, &headers)?;
     let text = checked_message(&request.text)?;
     update_handoff(&state, &id, |tx, handoff, conversation, now| {
-        if handoff.status != "claimed" {
+        if handoff.status != HandoffStatus::Claimed {
             return Err(AppError::conflict(
                 "not_claimed",
                 "claim the handoff before replying",
@@ -161,15 +173,14 @@ pub async fn reply(
         let message = chat::append_message(
             tx,
             &conversation.id,
-            "agent",
+            Role::Agent,
             handoff.assignee.as_deref(),
             &text,
             Utc::now(),
             None,
         )?;
-        enqueue(
+        enqueue_row(
             tx,
-            "messages",
             &records::message_row(&conversation.shop_id, conversation, &message),
         )?;
         handoff
@@ -186,16 +197,16 @@ pub async fn resolve(
 ) -> Result<Json<Handoff>, AppError> {
     auth::agent(&state, &headers)?;
     update_handoff(&state, &id, |_, handoff, conversation, now| {
-        if handoff.status == "resolved" {
+        if handoff.status == HandoffStatus::Resolved {
             return Err(AppError::conflict(
                 "already_resolved",
                 "the handoff is resolved",
             ));
         }
-        handoff.status = "resolved".into();
+        handoff.status = HandoffStatus::Resolved;
         handoff.resolved_at = Some(now.to_string());
-        conversation.status = "resolved".into();
-        conversation.resolution_path = Some("ai_then_human".into());
+        conversation.status = Status::Resolved;
+        conversation.resolution_path = Some(ResolutionPath::AiThenHuman);
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! Two outboxes feed it. Every chat turn writes its rows (`conversations`, `messages`,
 //! `turns`, `handoffs`, `csat`) into the chat store's outbox in the same transaction as the
-//! state change itself ([`crate::state::sqlite::enqueue`]); every acknowledged webhook
+//! state change itself ([`crate::state::sqlite::enqueue_row`]); every acknowledged webhook
 //! delivery is one `webhook_events` entry in the webhook store's outbox
 //! ([`crate::lake_writer::acknowledger`]). The
 //! [`Applier`] drains both in the background, in order of their sequence numbers:
@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use index::Embedder;
 use index::generation::IndexDir;
 use pipeline::lake::{Mark, schema};
-use pipeline::sources::{Context, Rows};
 use pipeline::sources::webhooks::{Delivery, Effect, PrivacyRequest};
+use pipeline::sources::{Context, Rows};
 use pipeline::{Config, Lake};
 use serde_json::{Value, json};
 use tokio::sync::Notify;

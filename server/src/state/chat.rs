@@ -12,6 +12,10 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use pipeline::lake::rows::TurnRow;
+use pipeline::lake::vocab::{
+    ConversationStatus, HandoffReason, HandoffStatus, ResolutionPath, Role, UnknownWord, Vocabulary,
+};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -95,6 +99,40 @@ pub struct Pending {
     pub confidence: f32,
 }
 
+/// Where a conversation stands in the server. `handed_off` is the server's own state (a
+/// person has the conversation, so the assistant stays quiet); the lake knows only
+/// [`ConversationStatus`], see [`Status::lake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    HandedOff,
+    Resolved,
+}
+
+impl Status {
+    /// The conversation's status in the lake: a handed-off conversation is open until
+    /// someone resolves it.
+    pub fn lake(self) -> ConversationStatus {
+        match self {
+            Status::Open | Status::HandedOff => ConversationStatus::Open,
+            Status::Resolved => ConversationStatus::Resolved,
+        }
+    }
+}
+
+impl Vocabulary for Status {
+    const ALL: &'static [Self] = &[Status::Open, Status::HandedOff, Status::Resolved];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::HandedOff => "handed_off",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
 /// A conversation's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
@@ -102,9 +140,8 @@ pub struct Conversation {
     pub shop_id: String,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// `open`, `handed_off` or `resolved`.
-    pub status: String,
-    pub resolution_path: Option<String>,
+    pub status: Status,
+    pub resolution_path: Option<ResolutionPath>,
     pub primary_intent: Option<String>,
     pub identity: Option<Identity>,
     pub pending: Option<Pending>,
@@ -112,7 +149,7 @@ pub struct Conversation {
     pub low_confidence_streak: i64,
     pub handoff_id: Option<String>,
     /// The latest turn's lake row, so feedback can update it.
-    pub last_turn: Option<Value>,
+    pub last_turn: Option<TurnRow>,
 }
 
 /// One message of a conversation (text already redacted).
@@ -120,7 +157,7 @@ pub struct Conversation {
 pub struct Message {
     pub seq: i64,
     pub id: String,
-    pub role: String,
+    pub role: Role,
     pub author: Option<String>,
     pub text: String,
     pub created_at: String,
@@ -136,10 +173,9 @@ pub struct Handoff {
     pub id: String,
     pub shop_id: String,
     pub conversation_id: String,
-    pub reason: String,
+    pub reason: HandoffReason,
     pub intent: Option<String>,
-    /// `open`, `claimed` or `resolved`.
-    pub status: String,
+    pub status: HandoffStatus,
     pub assignee: Option<String>,
     pub packet: Value,
     pub created_at: String,
@@ -164,8 +200,49 @@ fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
 }
 
+/// A stored time ([`timestamp`]) as the lake's µs.
+pub fn micros(text: &str) -> i64 {
+    parse_time(text).timestamp_micros()
+}
+
+/// A JSON column; one that no longer reads (written by another version) is logged and read
+/// as empty, so the conversation goes on rather than failing every request.
 fn json_column<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+    let text = text?;
+    serde_json::from_str(&text)
+        .map_err(|error| {
+            tracing::warn!(%error, column = %text, "a JSON column of state.sqlite does not read; read as empty");
+        })
+        .ok()
+}
+
+/// Column `index` as a word of `T`: a word this version does not know is an error naming
+/// the words it does, never a guess.
+fn word<T: Vocabulary>(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
+    parse_word(index, &r.get::<_, String>(index)?)
+}
+
+/// [`word`] of a nullable column.
+fn optional_word<T: Vocabulary>(
+    r: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<T>> {
+    r.get::<_, Option<String>>(index)?
+        .map(|text| parse_word(index, &text))
+        .transpose()
+}
+
+fn parse_word<T: Vocabulary>(index: usize, text: &str) -> rusqlite::Result<T> {
+    T::parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(UnknownWord {
+                value: text.to_string(),
+                expected: T::word_list(),
+            }),
+        )
+    })
 }
 
 impl ChatStore {
@@ -221,8 +298,8 @@ pub fn conversation(
                     shop_id: r.get(1)?,
                     started_at: parse_time(&r.get::<_, String>(2)?),
                     updated_at: parse_time(&r.get::<_, String>(3)?),
-                    status: r.get(4)?,
-                    resolution_path: r.get(5)?,
+                    status: word(r, 4)?,
+                    resolution_path: optional_word(r, 5)?,
                     primary_intent: r.get(6)?,
                     identity: json_column(r.get(7)?),
                     pending: json_column(r.get(8)?),
@@ -247,8 +324,8 @@ pub fn save_conversation(tx: &Transaction<'_>, c: &Conversation) -> Result<(), S
             c.shop_id,
             timestamp(c.started_at),
             timestamp(c.updated_at),
-            c.status,
-            c.resolution_path,
+            c.status.as_str(),
+            c.resolution_path.map(ResolutionPath::as_str),
             c.primary_intent,
             c.identity.as_ref().map(serde_json::to_string).transpose()?,
             c.pending.as_ref().map(serde_json::to_string).transpose()?,
@@ -269,7 +346,7 @@ pub const KEPT_MESSAGES: i64 = 200;
 pub fn append_message(
     tx: &Transaction<'_>,
     conversation_id: &str,
-    role: &str,
+    role: Role,
     author: Option<&str>,
     text: &str,
     at: DateTime<Utc>,
@@ -283,7 +360,7 @@ pub fn append_message(
     let message = Message {
         seq,
         id: format!("{conversation_id}_m{seq}"),
-        role: role.into(),
+        role,
         author: author.map(str::to_string),
         text: text.into(),
         created_at: timestamp(at),
@@ -297,7 +374,7 @@ pub fn append_message(
         conversation_id,
         message.seq,
         message.id,
-        message.role,
+        message.role.as_str(),
         message.author,
         message.text,
         message.created_at,
@@ -324,7 +401,7 @@ pub fn messages(
             Ok(Message {
                 seq: r.get(0)?,
                 id: r.get(1)?,
-                role: r.get(2)?,
+                role: word(r, 2)?,
                 author: r.get(3)?,
                 text: r.get(4)?,
                 created_at: r.get(5)?,
@@ -381,9 +458,9 @@ pub fn save_handoff(tx: &Transaction<'_>, h: &Handoff) -> Result<(), ServerError
             h.id,
             h.shop_id,
             h.conversation_id,
-            h.reason,
+            h.reason.as_str(),
             h.intent,
-            h.status,
+            h.status.as_str(),
             h.assignee,
             serde_json::to_string(&h.packet)?,
             h.created_at,
@@ -405,9 +482,9 @@ fn handoff_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Handoff> {
         id: r.get(0)?,
         shop_id: r.get(1)?,
         conversation_id: r.get(2)?,
-        reason: r.get(3)?,
+        reason: word(r, 3)?,
         intent: r.get(4)?,
-        status: r.get(5)?,
+        status: word(r, 5)?,
         assignee: r.get(6)?,
         packet: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
         created_at: r.get(8)?,
@@ -431,7 +508,7 @@ pub fn handoff(tx: &Transaction<'_>, id: &str) -> Result<Option<Handoff>, Server
 /// Handoffs oldest first, optionally of one status and one shop.
 pub fn handoffs(
     tx: &Transaction<'_>,
-    status: Option<&str>,
+    status: Option<HandoffStatus>,
     shop: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Handoff>, ServerError> {
@@ -442,7 +519,10 @@ pub fn handoffs(
     ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     Ok(statement
-        .query_map(params![status, shop, limit], handoff_row)?
+        .query_map(
+            params![status.map(HandoffStatus::as_str), shop, limit],
+            handoff_row,
+        )?
         .collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -524,4 +604,27 @@ pub fn bury(
     )?
     .execute(params![shop, table, id, deleted_at])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_stored_and_sent_as_their_words() {
+        for status in Status::ALL {
+            assert_eq!(Status::parse(status.as_str()), Some(*status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(Status::HandedOff.lake(), ConversationStatus::Open);
+        let unknown = parse_word::<Status>(4, "closed").unwrap_err().to_string();
+        assert!(
+            unknown
+                .contains("unknown value \"closed\" (expected one of open, handed_off, resolved)"),
+            "{unknown}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use pipeline::lake::rows::Row;
 use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
 
@@ -162,9 +163,9 @@ impl Database {
     }
 }
 
-/// Queues a lake row (written by the applier).
-pub fn enqueue(tx: &Transaction<'_>, table: &str, row: &Value) -> Result<(), ServerError> {
-    enqueue_serialized(tx, table, &serde_json::to_string(row)?)
+/// Queues a lake row of its table (written by the applier).
+pub fn enqueue_row<R: Row>(tx: &Transaction<'_>, row: &R) -> Result<(), ServerError> {
+    enqueue_serialized(tx, R::TABLE, &serde_json::to_string(row)?)
 }
 
 /// Queues a lake row already serialized as JSON (the acknowledger's deliveries: serialized

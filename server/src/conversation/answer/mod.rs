@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use index::intents::Entities;
 use index::search::Hit;
 use pipeline::intents::HumanRequired;
+use pipeline::lake::vocab::HandoffReason;
 use serde::Serialize;
 
 use crate::conversation::commerce::Snapshot;
@@ -134,7 +135,7 @@ pub struct Answer {
     pub sources: Vec<Source>,
     pub needs_verification: bool,
     pub abstain_reason: Option<&'static str>,
-    pub handoff_reason: Option<&'static str>,
+    pub handoff_reason: Option<HandoffReason>,
     /// Orders and products the answer was about (for the handoff packet and the lake).
     pub order: Option<i64>,
     pub products: Vec<String>,
@@ -162,7 +163,7 @@ impl Answer {
         }
     }
 
-    pub(super) fn handoff(reason: &'static str, text: impl Into<String>) -> Self {
+    pub(super) fn handoff(reason: HandoffReason, text: impl Into<String>) -> Self {
         Self {
             handoff_reason: Some(reason),
             ..Self::new(Kind::Handoff, text)
@@ -217,7 +218,7 @@ pub fn answer(ctx: &Context<'_>, message: &str, understood: &Understanding) -> A
     let definition = pipeline::intents::get(intent);
     if intent == "talk_to_human" {
         return Answer::handoff(
-            "explicit_request",
+            HandoffReason::ExplicitRequest,
             "Of course. I'm passing this conversation to a person on our team; they can see everything we've discussed and will reply here.",
         );
     }
@@ -240,7 +241,7 @@ pub fn answer(ctx: &Context<'_>, message: &str, understood: &Understanding) -> A
             ""
         };
         let mut handoff = Answer::handoff(
-            "sensitive_intent",
+            HandoffReason::SensitiveIntent,
             format!(
                 "{opener}This is something a person on our team should handle, so I've passed it on with our conversation; they'll reply here."
             ),

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use index::intents::Entities;
+use pipeline::lake::vocab::HandoffReason;
 
 use super::knowledge::knowledge_answer;
 use super::returns::return_answer;
@@ -44,7 +45,7 @@ pub(super) fn order_answer(
             // Asking for money back on an order that already has a refund is a dispute of
             // that refund: a person decides.
             Answer::handoff(
-                "sensitive_intent",
+                HandoffReason::SensitiveIntent,
                 format!(
                     "{} Since you're asking about more, I've passed this to a person on our team, who'll reply here.",
                     refund_status(order)
@@ -302,7 +303,7 @@ fn change_answer(order: &Order, intent: &str) -> Answer {
         );
     }
     Answer::handoff(
-        "action_required",
+        HandoffReason::ActionRequired,
         format!(
             "Order {} hasn't shipped yet, so it can still be {what}. I've passed your request to our team with the order details; they'll confirm here.",
             order.name
