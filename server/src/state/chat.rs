@@ -205,13 +205,18 @@ pub fn micros(text: &str) -> i64 {
     parse_time(text).timestamp_micros()
 }
 
-/// A JSON column; one that no longer reads (written by another version) is logged and read
-/// as empty, so the conversation goes on rather than failing every request.
-fn json_column<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> {
-    let text = text?;
-    serde_json::from_str(&text)
+/// The JSON column `name`; one that no longer reads (written by another version) is logged
+/// and read as empty, so the conversation goes on rather than failing every request. The log
+/// names the column and where the text broke, never the text (it may quote a shopper).
+fn json_column<T: for<'de> Deserialize<'de>>(name: &str, text: Option<String>) -> Option<T> {
+    serde_json::from_str(&text?)
         .map_err(|error| {
-            tracing::warn!(%error, column = %text, "a JSON column of state.sqlite does not read; read as empty");
+            tracing::warn!(
+                column = name,
+                line = error.line(),
+                at = error.column(),
+                "a JSON column of state.sqlite does not read; read as empty"
+            );
         })
         .ok()
 }
@@ -301,11 +306,11 @@ pub fn conversation(
                     status: word(r, 4)?,
                     resolution_path: optional_word(r, 5)?,
                     primary_intent: r.get(6)?,
-                    identity: json_column(r.get(7)?),
-                    pending: json_column(r.get(8)?),
+                    identity: json_column("identity", r.get(7)?),
+                    pending: json_column("pending", r.get(8)?),
                     low_confidence_streak: r.get(9)?,
                     handoff_id: r.get(10)?,
-                    last_turn: json_column(r.get(11)?),
+                    last_turn: json_column("last_turn", r.get(11)?),
                 })
             },
         )
@@ -405,7 +410,7 @@ pub fn messages(
                 author: r.get(3)?,
                 text: r.get(4)?,
                 created_at: r.get(5)?,
-                meta: json_column(r.get(6)?),
+                meta: json_column("meta", r.get(6)?),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -626,5 +631,21 @@ mod tests {
                 .contains("unknown value \"closed\" (expected one of open, handed_off, resolved)"),
             "{unknown}"
         );
+    }
+
+    #[test]
+    fn a_last_turn_saved_with_rfc_3339_times_still_reads() {
+        // What the version before typed rows saved in `conversations.last_turn`.
+        let old = r#"{"shop_id":"s","id":"c_t2","conversation_id":"c","message_id":"c_m2",
+            "intent":"order_status","confidence":0.85,
+            "retrieved":[{"doc_key":"policy:refund","bm25":1.5,"vector":0.5,"fused":0.9}],
+            "cited_doc_keys":["policy:refund"],"answer_kind":"order_data",
+            "needs_verification":false,"abstained":false,"abstain_reason":null,"helpful":null,
+            "latency_ms":12,"model_version":"m/g1","created_at":"2026-09-30T23:30:00.000000Z",
+            "updated_at":"2026-09-30T23:30:00.000000Z","month":"2026-09"}"#;
+        let turn: TurnRow = json_column("last_turn", Some(old.to_string())).unwrap();
+        assert_eq!(turn.created_at, 1_790_811_000_000_000);
+        assert_eq!(turn.confidence, Some(0.85));
+        assert_eq!(turn.retrieved[0].doc_key.as_deref(), Some("policy:refund"));
     }
 }
