@@ -492,7 +492,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     params,
                 };
                 let assets = config.assets_dir.clone();
-                let result = index::report::run_report(&engine, &name, &args, || {
+                let result = index::reports::run_report(&engine, &name, &args, || {
                     Ok(Arc::new(FastEmbedder::load(&assets)?) as Arc<dyn Embedder>)
                 })
                 .await?;
@@ -616,7 +616,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let generation = IndexDir::new(&config.index_dir).open_current()?;
             let embedder = FastEmbedder::load(&config.assets_dir)?;
             let classification = generation.classify(&embedder, &text)?;
-            let entities = index::intents::entities(&text, &generation.product_titles());
+            let entities = index::classifier::entities(&text, &generation.product_titles());
             if format == TextOrJson::Json {
                 let both =
                     serde_json::json!({"classification": classification, "entities": entities});
@@ -762,7 +762,7 @@ fn eval_command(config: &Config, what: EvalWhat) -> Result<()> {
             }
             let mut set = Vec::new();
             for path in &dataset {
-                set.extend(index::intents::read_examples(path)?);
+                set.extend(index::classifier::read_examples(path)?);
             }
             let set = rows.select(set);
             if sweep {
@@ -1160,7 +1160,7 @@ async fn demo_index(config: &Config, lake: &Lake) -> Result<()> {
         "\n## What is the shopper asking?\n$ supportlake classify \"{message}\"\n{} (confidence {:.2}), entities {}",
         c.intent,
         c.confidence,
-        serde_json::to_string(&index::intents::entities(
+        serde_json::to_string(&index::classifier::entities(
             message,
             &generation.product_titles()
         ))?

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use index::intents::Entities;
+use index::classifier::Entities;
 use index::search::Hit;
 use pipeline::intents::HumanRequired;
 use regex::Regex;

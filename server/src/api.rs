@@ -754,7 +754,7 @@ impl Turn<'_> {
             intent: pending.intent.clone(),
             confidence: pending.confidence,
             decided_by: "pending",
-            entities: index::intents::entities(&pending.message, &self.index.products),
+            entities: index::classifier::entities(&pending.message, &self.index.products),
             hits: understood.hits,
         }
     }
