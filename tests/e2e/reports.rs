@@ -2,11 +2,9 @@
 //! numbers must be plausible (rates within 0..1, scores within 1..5, the three resolution
 //! paths present) and the HTML page must stand alone.
 
-mod common;
-
 use std::path::Path;
 
-use common::{ok, supportlake};
+use crate::common::{ok, supportlake};
 use serde_json::Value;
 
 fn rows(lake: &Path, report: &str, extra: &[&str]) -> Vec<Value> {

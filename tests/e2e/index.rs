@@ -2,14 +2,12 @@
 //! lake with the real embedding model, searched, rebuilt incrementally while searches run,
 //! and measured on the shipped evaluation sets against the acceptance numbers.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{copy_dir, ok, root};
+use crate::common::{copy_dir, ok, root};
 
 /// A lake with the demo store and a built index, shared by the tests of this file (building
 /// embeds every passage and intent example once).

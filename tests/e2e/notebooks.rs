@@ -2,13 +2,11 @@
 //! store's lake with the Python stack `scripts/fetch-assets` installs (deltalake, pandas,
 //! matplotlib, nbclient), so they never rot; and the copies in git carry no outputs.
 
-mod common;
-
 use std::process::Command;
 
 use serde_json::Value;
 
-use common::{ok, root};
+use crate::common::{ok, root};
 
 #[test]
 fn every_notebook_runs_top_to_bottom_on_the_demo_lake() {

@@ -3,8 +3,6 @@
 //! store's export files as the Admin GraphQL API, so a sync must arrive at the same lake as
 //! ingesting those files.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shopify_replay::{Config, Faults, Replay};
 
-use common::{ok, root, sql_json};
+use crate::common::{ok, root, sql_json};
 
 const SHOP: &str = "ridgeline-outfitters.myshopify.com";
 const TOKEN: &str = "shpat_0123456789abcdef_replay_secret";
