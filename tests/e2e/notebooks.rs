@@ -6,13 +6,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{ok, root};
+use crate::common::{demo_lake, root};
 
 #[test]
 fn every_notebook_runs_top_to_bottom_on_the_demo_lake() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    ok(&lake, &["ingest", "data/demo-store"]);
+    let lake = demo_lake();
     let out = dir.path().join("executed");
     let run = Command::new(root().join("vendor/pyenv/bin/python"))
         .current_dir(root())

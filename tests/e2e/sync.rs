@@ -3,30 +3,17 @@
 //! store's export files as the Admin GraphQL API, so a sync must arrive at the same lake as
 //! ingesting those files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shopify_replay::{Config, Faults, Replay};
 
-use crate::common::{ok, root, sql_json};
+use crate::common::{demo_lake, root, sql_json};
 
 const SHOP: &str = "ridgeline-outfitters.myshopify.com";
 const TOKEN: &str = "shpat_0123456789abcdef_replay_secret";
-
-/// The demo store ingested from its files, once per test binary.
-fn ingested() -> &'static Path {
-    static LAKE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    &LAKE
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let lake = dir.path().join("lake");
-            ok(&lake, &["ingest", "data/demo-store"]);
-            (dir, lake)
-        })
-        .1
-}
 
 fn replay(config: Config) -> Replay {
     Replay::serve_dir(&root().join("data/demo-store"), config).unwrap()
@@ -131,7 +118,7 @@ fn rows(lake: &Path, table: &str, key: &str, excluded: &str) -> Vec<Value> {
 /// Every Shopify table of `synced` holds exactly the rows of the ingested demo store, once.
 fn assert_same_as_ingest(synced: &Path) {
     for (table, key, excluded) in SHOPIFY_TABLES {
-        let expected = rows(ingested(), table, key, excluded);
+        let expected = rows(demo_lake(), table, key, excluded);
         let got = rows(synced, table, key, excluded);
         assert!(
             !expected.is_empty(),
