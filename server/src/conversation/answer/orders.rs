@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use index::intents::Entities;
+use index::classifier::Entities;
 
 use super::knowledge::knowledge_answer;
 use super::returns::return_answer;
