@@ -9,8 +9,8 @@
 //! <index_dir>/build.lock               held while a build runs
 //! ```
 //!
-//! A build: takes the lock (a second build fails fast instead of colliding), reads the
-//! passages from the lake, embeds what the cache lacks, writes the generation under a
+//! A build: reads the passages from the lake, takes the lock (a second build fails fast
+//! instead of colliding), embeds what the cache lacks, writes the generation under a
 //! temporary name and renames it into place, then runs the **canary** — recall@10 of the
 //! canary queries on the new generation against the live one — and only then replaces
 //! `CURRENT`. The two newest generations are kept, so a reader that resolved `CURRENT` just
@@ -243,19 +243,13 @@ impl IndexDir {
         canary: &Canary,
         keep_if_unchanged: bool,
     ) -> Result<BuildSummary, IndexError> {
-        let started = Instant::now();
-        fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
-        let lock = self.lock("build")?;
-
         let passages = all_passages(engine, shop).await?;
         if passages.is_empty() {
             return Err(IndexError::Data(format!(
                 "no products, policies or articles in the lake for shop {shop:?}: ingest first"
             )));
         }
-        self.build_locked(
-            started,
-            lock,
+        self.build_from_passages(
             &passages,
             embedder,
             examples,
@@ -265,8 +259,8 @@ impl IndexDir {
         )
     }
 
-    /// [`IndexDir::build`] from passages already at hand instead of the lake's (a test's
-    /// hand-made ones): the same generation, canary and switch.
+    /// [`IndexDir::build`] from passages already at hand (the lake's, or a test's hand-made
+    /// ones): the generation, its canary and the switch, under the build lock.
     pub fn build_from_passages(
         &self,
         passages: &[Passage],
@@ -279,35 +273,6 @@ impl IndexDir {
         let started = Instant::now();
         fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
         let lock = self.lock("build")?;
-        self.build_locked(
-            started,
-            lock,
-            passages,
-            embedder,
-            examples,
-            shop,
-            canary,
-            keep_if_unchanged,
-        )
-    }
-
-    /// The build once the lock is held: `started` is when the build began, `lock` is
-    /// released when it ends.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the two public builds' arguments, passed on"
-    )]
-    fn build_locked(
-        &self,
-        started: Instant,
-        lock: fs::File,
-        passages: &[Passage],
-        embedder: &dyn Embedder,
-        examples: &[Example],
-        shop: &str,
-        canary: &Canary,
-        keep_if_unchanged: bool,
-    ) -> Result<BuildSummary, IndexError> {
         let weights = FusionWeights::default();
         let fingerprint = fingerprint(embedder.model_id(), passages, examples, &weights)?;
         let previous = self.current()?;
