@@ -20,7 +20,7 @@
 //! * [`generation`] — builds, canary, atomic switch, cleanup;
 //! * [`rebuild`] — the index build and the nightly job as the CLI and server run them;
 //! * [`eval`] — nDCG/Recall/MRR and intent accuracy/F1 on judged sets;
-//! * [`knowledge_gaps`], [`reports`] — the knowledge-gaps report's clustering, and running
+//! * `knowledge_gaps`, [`reports`] — the knowledge-gaps report's clustering, and running
 //!   a report whose last step needs the model.
 //!
 //! The embedder sits behind a trait so retrieval code can be exercised with any model;
@@ -35,7 +35,7 @@ pub mod classifier;
 pub mod documents;
 pub mod eval;
 pub mod generation;
-pub mod knowledge_gaps;
+mod knowledge_gaps;
 pub mod rebuild;
 pub mod reports;
 pub mod search;
