@@ -1,5 +1,5 @@
 """Executes every notebook in notebooks/ top to bottom against a lake, headless (nbclient with
-the vendor/pyenv kernel), and fails on the first error. Used by tests/notebooks.rs.
+the vendor/pyenv kernel), and fails on the first error. Used by tests/e2e/notebooks.rs.
 
     vendor/pyenv/bin/python scripts/run-notebooks.py LAKE_DIR OUT_DIR
 

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::bm25::Filter;
+use crate::classifier::{Classification, Example};
 use crate::generation::Generation;
-use crate::intents::{Classification, Example};
 use crate::search::{FusionWeights, Hit, Mode};
 use crate::{Embedder, IndexError, embed_batched};
 

@@ -9,8 +9,8 @@
 //! <index_dir>/build.lock               held while a build runs
 //! ```
 //!
-//! A build: takes the lock (a second build fails fast instead of colliding), reads the
-//! passages from the lake, embeds what the cache lacks, writes the generation under a
+//! A build: reads the passages from the lake, takes the lock (a second build fails fast
+//! instead of colliding), embeds what the cache lacks, writes the generation under a
 //! temporary name and renames it into place, then runs the **canary** — recall@10 of the
 //! canary queries on the new generation against the live one — and only then replaces
 //! `CURRENT`. The two newest generations are kept, so a reader that resolved `CURRENT` just
@@ -26,12 +26,12 @@ use pipeline::sql::SqlEngine;
 
 use crate::bm25::{Bm25, Filter};
 use crate::cache::EmbeddingCache;
+use crate::classifier::{Calibration, Classification, Example, IntentClassifier};
 use crate::documents::{DocType, Passage, all_passages};
 use crate::eval::{RetrievalQuery, recall_at};
-use crate::intents::{Calibration, Classification, Example, IntentClassifier};
 use crate::search::{FusionWeights, Hit, Mode, rank};
 use crate::vectors::{QuantizedMatrix, VectorMatrix};
-use crate::{Embedder, IndexError, MODEL_ID};
+use crate::{Embedder, IndexError};
 
 /// Generations kept on disk: the live one and the one before it.
 const KEEP: usize = 2;
@@ -141,8 +141,8 @@ impl IndexDir {
         self.root.join("CURRENT")
     }
 
-    fn cache_path(&self) -> PathBuf {
-        self.root.join("cache").join(format!("{MODEL_ID}.bin"))
+    fn cache_path(&self, model_id: &str) -> PathBuf {
+        self.root.join("cache").join(format!("{model_id}.bin"))
     }
 
     fn lock_path(&self, name: &str) -> PathBuf {
@@ -216,7 +216,11 @@ impl IndexDir {
             Err(_) => false,
         };
         let cache = EmbeddingCache::open(
-            &self.cache_path(),
+            &self.cache_path(
+                current
+                    .as_ref()
+                    .map_or(crate::MODEL_ID, |m| m.model.as_str()),
+            ),
             current.as_ref().map_or(crate::DIMENSION, |m| m.dimension),
         )?;
         Ok(Status {
@@ -239,18 +243,38 @@ impl IndexDir {
         canary: &Canary,
         keep_if_unchanged: bool,
     ) -> Result<BuildSummary, IndexError> {
-        let started = Instant::now();
-        fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
-        let lock = self.lock("build")?;
-
         let passages = all_passages(engine, shop).await?;
         if passages.is_empty() {
             return Err(IndexError::Data(format!(
                 "no products, policies or articles in the lake for shop {shop:?}: ingest first"
             )));
         }
+        self.build_from_passages(
+            &passages,
+            embedder,
+            examples,
+            shop,
+            canary,
+            keep_if_unchanged,
+        )
+    }
+
+    /// [`IndexDir::build`] from passages already at hand (the lake's, or a test's hand-made
+    /// ones): the generation, its canary and the switch, under the build lock.
+    pub fn build_from_passages(
+        &self,
+        passages: &[Passage],
+        embedder: &dyn Embedder,
+        examples: &[Example],
+        shop: &str,
+        canary: &Canary,
+        keep_if_unchanged: bool,
+    ) -> Result<BuildSummary, IndexError> {
+        let started = Instant::now();
+        fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
+        let lock = self.lock("build")?;
         let weights = FusionWeights::default();
-        let fingerprint = fingerprint(&passages, examples, &weights)?;
+        let fingerprint = fingerprint(embedder.model_id(), passages, examples, &weights)?;
         let previous = self.current()?;
         if keep_if_unchanged && let Some(live) = &previous {
             let manifest = read_manifest(&self.generations().join(live))?;
@@ -267,7 +291,8 @@ impl IndexDir {
                 });
             }
         }
-        let mut cache = EmbeddingCache::open(&self.cache_path(), embedder.dimension())?;
+        let mut cache =
+            EmbeddingCache::open(&self.cache_path(embedder.model_id()), embedder.dimension())?;
         let texts: Vec<String> = passages.iter().map(Passage::embedding_text).collect();
         let (passage_vectors, passage_counts) = cache.vectors(embedder, &texts)?;
         let example_texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
@@ -279,7 +304,7 @@ impl IndexDir {
             fs::remove_dir_all(&staging).map_err(io(&staging))?;
         }
         fs::create_dir_all(staging.join("bm25")).map_err(io(&staging))?;
-        crate::bm25::build(&staging.join("bm25"), &passages)?;
+        crate::bm25::build(&staging.join("bm25"), passages)?;
         VectorMatrix::new(embedder.dimension(), &passage_vectors)
             .write(&staging.join("vectors.f32"))?;
         let example_matrix = VectorMatrix::new(embedder.dimension(), &example_vectors);
@@ -292,14 +317,14 @@ impl IndexDir {
         .fit_calibration();
         write_durably(
             &staging.join("passages.json"),
-            &serde_json::to_vec(&passages)?,
+            &serde_json::to_vec(passages)?,
         )?;
         write_durably(
             &staging.join("intents.json"),
             &serde_json::to_vec(examples)?,
         )?;
         let mut by_doc_type = BTreeMap::new();
-        for p in &passages {
+        for p in passages {
             *by_doc_type
                 .entry(p.doc_type.as_str().to_string())
                 .or_insert(0) += 1;
@@ -307,7 +332,7 @@ impl IndexDir {
         let manifest = Manifest {
             generation: name.clone(),
             built_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            model: MODEL_ID.into(),
+            model: embedder.model_id().into(),
             dimension: embedder.dimension(),
             shop: shop.into(),
             passages: passages.len(),
@@ -446,6 +471,7 @@ fn canary_recall_of(g: &Generation, queries: &[RetrievalQuery], vectors: &[Vec<f
 }
 
 fn fingerprint(
+    model_id: &str,
     passages: &[Passage],
     examples: &[Example],
     weights: &FusionWeights,
@@ -453,7 +479,7 @@ fn fingerprint(
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     hash.update(FORMAT.to_le_bytes());
-    hash.update(MODEL_ID.as_bytes());
+    hash.update(model_id.as_bytes());
     hash.update(serde_json::to_vec(weights)?);
     hash.update(serde_json::to_vec(passages)?);
     hash.update(serde_json::to_vec(examples)?);
@@ -644,5 +670,138 @@ impl std::fmt::Display for Status {
             write!(f, "\na build is running")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "test-embedder"))]
+mod tests {
+    use super::*;
+    use crate::HashingEmbedder;
+
+    const SHOP: &str = "gid://shopify/Shop/1";
+
+    fn passage(key: &str, doc_type: DocType, title: &str, text: &str) -> Passage {
+        Passage {
+            key: key.into(),
+            doc_type,
+            shop_id: SHOP.into(),
+            title: title.into(),
+            url: format!("https://shop.example/{key}"),
+            tags: String::new(),
+            text: text.into(),
+            exact: Vec::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn example(text: &str, intent: &str) -> Example {
+        Example {
+            text: text.into(),
+            intent: intent.into(),
+        }
+    }
+
+    /// A generation built, switched to, searched and asked, all in a temp directory with
+    /// the hashing embedder: what a test of the server can stand on without the model.
+    #[test]
+    fn a_generation_builds_and_answers_with_any_embedder() {
+        let passages = [
+            passage(
+                "policy:shipping",
+                DocType::Policy,
+                "Shipping policy › Where is my order",
+                "Orders ship within two days; track your package with the tracking link.",
+            ),
+            passage(
+                "policy:refund",
+                DocType::Policy,
+                "Refund policy › Return window",
+                "Return unworn items within 30 days for a refund; sale items are final.",
+            ),
+            passage(
+                "product:trail-tent",
+                DocType::Product,
+                "Trail Tent 2P",
+                "A two person backpacking tent, waterproof, 1.8 kg.",
+            ),
+            passage(
+                "article:sizing",
+                DocType::Article,
+                "Sizing guide › Jackets",
+                "Measure your chest and pick the jacket size from the chart.",
+            ),
+        ];
+        let examples = [
+            example("where is my order", "order_status"),
+            example("has my package shipped yet", "order_status"),
+            example("track my order", "order_status"),
+            example("I want to return these boots", "return_request"),
+            example("how do I send an item back for a refund", "return_request"),
+            example("can I return sale items", "return_request"),
+            example("do you sell tents", "product_question"),
+            example("is this jacket waterproof", "product_question"),
+            example("what size jacket should I get", "product_question"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let index = IndexDir::new(dir.path());
+        let embedder = HashingEmbedder;
+        let summary = index
+            .build_from_passages(
+                &passages,
+                &embedder,
+                &examples,
+                SHOP,
+                &Canary::SelfRetrieval,
+                true,
+            )
+            .unwrap();
+        assert!(summary.switched, "{summary:?}");
+        assert_eq!(summary.manifest.model, embedder.model_id());
+        assert_eq!(summary.manifest.passages_embedded, passages.len());
+        assert!(
+            dir.path()
+                .join(format!("cache/{}.bin", embedder.model_id()))
+                .exists()
+        );
+
+        let generation = index.open_current().unwrap();
+        let top = |query: &str| {
+            generation
+                .search(&embedder, query, &Filter::default(), 3)
+                .unwrap()[0]
+                .key
+                .clone()
+        };
+        assert_eq!(top("can I return sale items?"), "policy:refund");
+        assert_eq!(top("where's my package"), "policy:shipping");
+        assert_eq!(top("waterproof tent"), "product:trail-tent");
+        let elsewhere = Filter {
+            shop: Some("gid://shopify/Shop/2".into()),
+            doc_types: Vec::new(),
+        };
+        assert!(
+            generation
+                .search(&embedder, "return", &elsewhere, 3)
+                .unwrap()
+                .is_empty()
+        );
+
+        let intent = |text: &str| generation.classify(&embedder, text).unwrap().intent;
+        assert_eq!(intent("where is my package"), "order_status");
+        assert_eq!(intent("I want to return my boots"), "return_request");
+        assert_eq!(intent("do you sell two person tents"), "product_question");
+
+        // The same passages and examples again: nothing is built, the generation stays.
+        let again = index
+            .build_from_passages(
+                &passages,
+                &embedder,
+                &examples,
+                SHOP,
+                &Canary::SelfRetrieval,
+                true,
+            )
+            .unwrap();
+        assert!(again.unchanged, "{again:?}");
     }
 }

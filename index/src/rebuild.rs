@@ -30,7 +30,7 @@ pub async fn build_index(
     keep_if_unchanged: bool,
 ) -> Result<BuildSummary, IndexError> {
     let engine = SqlEngine::open(lake).await?;
-    let examples = crate::intents::read_example_dir(&config.intents_dir)?;
+    let examples = crate::classifier::read_example_dir(&config.intents_dir)?;
     let canary = match canary {
         Some(path) => Canary::Set(crate::eval::read_retrieval_set(path)?),
         None => Canary::SelfRetrieval,

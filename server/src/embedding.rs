@@ -179,6 +179,9 @@ mod tests {
         fn dimension(&self) -> usize {
             1
         }
+        fn model_id(&self) -> &str {
+            "text-length"
+        }
     }
 
     fn slow() -> Arc<Slow> {

@@ -278,7 +278,7 @@ impl AppState {
         tokio::task::spawn_blocking(move || {
             let generation = &index.generation;
             let classification = generation.classifier().classify(&message, &vector);
-            let entities = index::intents::entities(&message, &index.products);
+            let entities = index::classifier::entities(&message, &index.products);
             let filter = Filter {
                 shop: Some(shop),
                 doc_types: Vec::new(),

@@ -26,7 +26,7 @@ pub fn eval(config: &Config, what: EvalWhat) -> Result<()> {
             }
             let mut set = Vec::new();
             for path in &dataset {
-                set.extend(index::intents::read_examples(path)?);
+                set.extend(index::classifier::read_examples(path)?);
             }
             let set = index::eval::Rows::from(rows).select(set);
             if sweep {

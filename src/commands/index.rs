@@ -77,7 +77,7 @@ pub fn classify(config: &Config, text: &str, format: TextOrJson) -> Result<()> {
     let generation = IndexDir::new(&config.index_dir).open_current()?;
     let embedder = FastEmbedder::load(&config.assets_dir)?;
     let classification = generation.classify(&embedder, text)?;
-    let entities = index::intents::entities(text, &generation.product_titles());
+    let entities = index::classifier::entities(text, &generation.product_titles());
     if format == TextOrJson::Json {
         let both = serde_json::json!({"classification": classification, "entities": entities});
         println!("{}", serde_json::to_string_pretty(&both)?);

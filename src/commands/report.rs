@@ -37,7 +37,7 @@ pub async fn run(
         let engine = SqlEngine::open(&lake).await?;
         let assets = config.assets_dir.clone();
         // Only the reports that embed text load the model.
-        let result = index::report::run_report(&engine, name, args, || {
+        let result = index::reports::run_report(&engine, name, args, || {
             Ok(Arc::new(FastEmbedder::load(&assets)?) as Arc<dyn Embedder>)
         })
         .await?;

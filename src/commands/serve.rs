@@ -97,7 +97,7 @@ async fn demo_index(config: &Config, lake: &Lake) -> Result<()> {
         "\n## What is the shopper asking?\n$ supportlake classify \"{message}\"\n{} (confidence {:.2}), entities {}",
         c.intent,
         c.confidence,
-        serde_json::to_string(&index::intents::entities(
+        serde_json::to_string(&index::classifier::entities(
             message,
             &generation.product_titles()
         ))?

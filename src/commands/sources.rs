@@ -76,9 +76,9 @@ pub async fn import(config: &Config, format: ImportFormat) -> Result<()> {
             (pipeline::sources::helpdesk::Source::Gorgias, path, common)
         }
         ImportFormat::Csv { path, map, common } => (
-            pipeline::sources::helpdesk::Source::Csv(Box::new(pipeline::sources::helpdesk::generic_csv::Mapping::load(
-                &map,
-            )?)),
+            pipeline::sources::helpdesk::Source::Csv(Box::new(
+                pipeline::sources::helpdesk::generic_csv::Mapping::load(&map)?,
+            )),
             path,
             common,
         ),
@@ -116,9 +116,10 @@ async fn import_tickets(
             .map_err(|e| tracing::warn!(error = %e, "classifying an imported message failed"))
             .ok()
     };
-    let report = pipeline::sources::helpdesk::import(&lake, config, source, path, &shop, &mut classify)
-        .await
-        .with_context(|| format!("importing {}", path.display()))?;
+    let report =
+        pipeline::sources::helpdesk::import(&lake, config, source, path, &shop, &mut classify)
+            .await
+            .with_context(|| format!("importing {}", path.display()))?;
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,5 +1,5 @@
 // Browser tests of the widget, the handoff inbox and the dashboard, in real Chromium (Debian's
-// /usr/bin/chromium driven by playwright-core). Run by tests/browser.rs against a running
+// /usr/bin/chromium driven by playwright-core). Run by tests/e2e/browser.rs against a running
 // `supportlake serve`; every step throws on failure, so a broken verification step or a
 // lost agent reply fails the run. Screenshots go to $SCREENSHOTS.
 //

@@ -140,7 +140,7 @@ impl Turn<'_> {
         Understanding {
             intent: pending.intent.clone(),
             confidence: pending.confidence,
-            entities: index::intents::entities(&pending.message, &self.index.products),
+            entities: index::classifier::entities(&pending.message, &self.index.products),
             hits: understood.hits,
         }
     }

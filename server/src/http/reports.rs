@@ -71,7 +71,7 @@ pub async fn report(
         .map_err(ServerError::from)?;
     // The knowledge-gap report clusters questions with the model the server already holds.
     let model = state.model();
-    let output = index::report::run_report(&engine, &name, &args, move || Ok(model))
+    let output = index::reports::run_report(&engine, &name, &args, move || Ok(model))
         .await
         .map_err(|error| match error {
             // Parameters the analyst typed (a date, a shop) are the client's to fix.

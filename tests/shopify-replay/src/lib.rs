@@ -91,6 +91,8 @@ struct Inner {
     refilled: Instant,
     requests: u64,
     operations: Vec<Operation>,
+    /// Status polls answered RUNNING: what a sync waited for.
+    running_polls: u64,
     address: SocketAddr,
 }
 
@@ -116,6 +118,7 @@ impl Replay {
             refilled: Instant::now(),
             requests: 0,
             operations: Vec::new(),
+            running_polls: 0,
             address,
         }));
         let app = Router::new()
@@ -147,6 +150,11 @@ impl Replay {
     /// GraphQL requests answered so far (faults included).
     pub fn requests(&self) -> u64 {
         self.state.lock().expect("replay state").requests
+    }
+
+    /// Status polls of a bulk operation answered "still running" so far.
+    pub fn running_polls(&self) -> u64 {
+        self.state.lock().expect("replay state").running_polls
     }
 
     /// Bulk operations started so far.
@@ -309,7 +317,7 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     let (data, actual) = match root.as_str() {
         "bulkOperationRunQuery" => (start_bulk(&mut state, variables), cost),
         "node" => (
-            json!({"node": operation_status(&state, variables["id"].as_str().unwrap_or(""))}),
+            json!({"node": operation_status(&mut state, variables["id"].as_str().unwrap_or(""))}),
             cost,
         ),
         "currentBulkOperation" => {
@@ -447,7 +455,7 @@ fn start_bulk(state: &mut Inner, variables: &Value) -> Value {
         "status": "CREATED"}, "userErrors": []}})
 }
 
-fn operation_status(state: &Inner, gid: &str) -> Value {
+fn operation_status(state: &mut Inner, gid: &str) -> Value {
     let Some(op) = gid
         .rsplit('/')
         .next()
@@ -457,6 +465,9 @@ fn operation_status(state: &Inner, gid: &str) -> Value {
         return Value::Null;
     };
     let done = op.started.elapsed() >= state.config.bulk_duration;
+    if !done {
+        state.running_polls += 1;
+    }
     json!({
         "id": gid, "status": if done { "COMPLETED" } else { "RUNNING" }, "errorCode": null,
         "objectCount": (if done { op.lines.len() } else { op.lines.len() / 2 }).to_string(),

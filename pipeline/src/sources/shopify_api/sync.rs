@@ -83,6 +83,9 @@ pub struct SyncReport {
     pub waited_seconds: f64,
     /// Seconds spent waiting for Shopify to finish bulk operations.
     pub bulk_waited_seconds: f64,
+    /// Status polls that found a bulk operation still running, each followed by one poll
+    /// interval's wait.
+    pub bulk_polls: u64,
     pub seconds: f64,
     pub ingest: IngestReport,
 }
@@ -164,15 +167,15 @@ struct Run<'a> {
     checkpoint: Checkpoint,
     options: &'a SyncOptions,
     progress: &'a mut dyn FnMut(&SyncProgress),
-    /// Time spent polling bulk operations Shopify was still running.
-    bulk_waited: Duration,
+    /// Polls that found a bulk operation Shopify was still running.
+    bulk_polls: u64,
 }
 
 impl Run<'_> {
     /// One poll interval's wait while Shopify runs a bulk operation.
     async fn wait_for_bulk(&mut self) {
         tokio::time::sleep(self.options.poll_interval).await;
-        self.bulk_waited += self.options.poll_interval;
+        self.bulk_polls += 1;
     }
 
     fn save(&self) -> Result<()> {
@@ -594,7 +597,7 @@ pub async fn sync_shopify(
         checkpoint,
         options,
         progress,
-        bulk_waited: Duration::ZERO,
+        bulk_polls: 0,
     };
     run.save()?;
     run.shop().await?;
@@ -659,7 +662,11 @@ pub async fn sync_shopify(
         server_errors: stats.server_errors,
         network_errors: stats.network_errors,
         waited_seconds: stats.waited.as_secs_f64(),
-        bulk_waited_seconds: run.bulk_waited.as_secs_f64(),
+        bulk_waited_seconds: options
+            .poll_interval
+            .saturating_mul(u32::try_from(run.bulk_polls).unwrap_or(u32::MAX))
+            .as_secs_f64(),
+        bulk_polls: run.bulk_polls,
         seconds: started.elapsed().as_secs_f64(),
         ingest,
     })

@@ -17,7 +17,7 @@ mod returns;
 mod wording;
 
 use chrono::{DateTime, Utc};
-use index::intents::Entities;
+use index::classifier::Entities;
 use index::search::Hit;
 use pipeline::intents::HumanRequired;
 use pipeline::lake::vocab::HandoffReason;

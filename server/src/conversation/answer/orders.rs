@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use index::intents::Entities;
+use index::classifier::Entities;
 use pipeline::lake::vocab::HandoffReason;
 
 use super::knowledge::knowledge_answer;

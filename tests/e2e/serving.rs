@@ -1,7 +1,6 @@
-//! A running `supportlake serve` for the end-to-end test binaries (`server.rs`,
-//! `webhook_crash.rs`): the demo lake and index built once per binary, and a client that
-//! speaks raw HTTP/1.1 over loopback. Each binary uses a part of it, hence the allowance.
-#![allow(dead_code)]
+//! A running `supportlake serve` for the end-to-end tests (`server`, `webhook_crash`,
+//! `browser`, `imports`): the demo lake with a second shop and its index, built once per
+//! test run, and a client that speaks raw HTTP/1.1 over loopback.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{copy_dir, ok, root};
+use crate::common::{copy_dir, demo_index, ok, ok_with_index, root};
 
 pub const SHOP: &str = "ridgeline-outfitters.myshopify.com";
 pub const AGENT_TOKEN: &str = "test-agent-token";
@@ -30,7 +29,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The demo lake with a second shop, and a built index, made once per test binary; each
+/// The demo lake with a second shop, and a built index, made once per test run; each
 /// server gets its own copy of the lake (it writes chat records into it).
 pub struct Built {
     _dir: tempfile::TempDir,
@@ -41,25 +40,18 @@ pub struct Built {
 pub fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let demo = demo_index();
         let dir = tempfile::tempdir().unwrap();
         let lake = dir.path().join("lake");
-        ok(&lake, &["ingest", "data/demo-store"]);
+        copy_dir(&demo.lake, &lake);
         let other = dir.path().join("other-store");
         second_shop(&other);
         ok(&lake, &["ingest", other.to_str().unwrap()]);
+        // Starting from the demo index's embedding cache, the build embeds only the second
+        // shop's passages whose text differs: the model runs over the demo store once.
         let index = dir.path().join("index");
-        let out = Command::new(env!("CARGO_BIN_EXE_supportlake"))
-            .current_dir(root())
-            .env("SUPPORTLAKE_LAKE_URL", &lake)
-            .env("SUPPORTLAKE_INDEX_DIR", &index)
-            .args(["index", "build"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        copy_dir(&demo.index.join("cache"), &index.join("cache"));
+        ok_with_index(&lake, &index, &["index", "build"]);
         Built {
             _dir: dir,
             lake,

@@ -3,9 +3,6 @@
 //! and restarted; a sender retries whatever was not acknowledged, as Shopify does. In the
 //! end every delivery is in the lake exactly once.
 
-mod common;
-mod serving;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::ok;
-use serving::Server;
+use crate::common::ok;
+use crate::serving::Server;
 
 const DELIVERIES: usize = 20_000;
 const SENDERS: usize = 8;
@@ -69,8 +66,12 @@ fn sigkill_at_random_points_loses_no_acknowledged_delivery_and_duplicates_none()
                             "{event} never acknowledged"
                         );
                         let current = address.read().unwrap().clone();
-                        let status =
-                            serving::post_webhook(&current, "customers/update", &body, &event);
+                        let status = crate::serving::post_webhook(
+                            &current,
+                            "customers/update",
+                            &body,
+                            &event,
+                        );
                         if status == Some(200) {
                             acknowledged.lock().unwrap().insert(n);
                             break;

@@ -2,19 +2,16 @@
 //! store's lake with the Python stack `scripts/fetch-assets` installs (deltalake, pandas,
 //! matplotlib, nbclient), so they never rot; and the copies in git carry no outputs.
 
-mod common;
-
 use std::process::Command;
 
 use serde_json::Value;
 
-use common::{ok, root};
+use crate::common::{demo_lake, root};
 
 #[test]
 fn every_notebook_runs_top_to_bottom_on_the_demo_lake() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    ok(&lake, &["ingest", "data/demo-store"]);
+    let lake = demo_lake();
     let out = dir.path().join("executed");
     let run = Command::new(root().join("vendor/pyenv/bin/python"))
         .current_dir(root())

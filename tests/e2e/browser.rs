@@ -3,16 +3,13 @@
 //! against `supportlake serve` on the demo store. Screenshots land in
 //! `target/browser-screenshots/`.
 
-mod common;
-mod serving;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::root;
-use serving::{AGENT_TOKEN, Server};
+use crate::common::root;
+use crate::serving::{AGENT_TOKEN, Server};
 
 /// A shipped order of the demo store with one tracking number, and its email.
 fn shipped_order() -> (String, String, String) {

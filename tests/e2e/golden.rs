@@ -10,11 +10,9 @@
 //!
 //! The lake, the SQL and the embedding model (knowledge-gaps) are the real ones.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{ok as supportlake, root};
+use crate::common::{ok as supportlake, root};
 use serde_json::Value;
 
 /// Numbers compare by value (JSON writers differ on 1 vs 1.0, decimals come as strings).

@@ -2,11 +2,9 @@
 //! numbers must be plausible (rates within 0..1, scores within 1..5, the three resolution
 //! paths present) and the HTML page must stand alone.
 
-mod common;
-
 use std::path::Path;
 
-use common::{ok, supportlake};
+use crate::common::{demo_lake, ok, supportlake};
 use serde_json::Value;
 
 fn rows(lake: &Path, report: &str, extra: &[&str]) -> Vec<Value> {
@@ -24,27 +22,21 @@ fn f(row: &Value, column: &str) -> f64 {
     }
 }
 
-fn demo_lake() -> tempfile::TempDir {
-    let lake = tempfile::tempdir().unwrap();
-    ok(lake.path(), &["ingest", "data/demo-store"]);
-    lake
-}
-
 #[test]
 fn every_report_runs_in_every_format_on_the_demo_store() {
     let lake = demo_lake();
-    let list = ok(lake.path(), &["report", "--list"]);
+    let list = ok(lake, &["report", "--list"]);
     let names: Vec<&str> = list
         .lines()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(names.len(), 8, "{list}");
     for name in names {
-        let table = ok(lake.path(), &["report", name]);
+        let table = ok(lake, &["report", name]);
         assert!(table.lines().count() > 4, "{name} table:\n{table}");
-        let csv = ok(lake.path(), &["report", name, "--format", "csv"]);
+        let csv = ok(lake, &["report", name, "--format", "csv"]);
         let json: Value =
-            serde_json::from_str(&ok(lake.path(), &["report", name, "--format", "json"])).unwrap();
+            serde_json::from_str(&ok(lake, &["report", name, "--format", "json"])).unwrap();
         let rows = json["rows"].as_array().unwrap();
         assert!(!rows.is_empty(), "{name} has no rows");
         // Header line plus one line per row (no field of these reports spans lines).
@@ -60,7 +52,7 @@ fn every_report_runs_in_every_format_on_the_demo_store() {
 
         let out = tempfile::NamedTempFile::new().unwrap();
         ok(
-            lake.path(),
+            lake,
             &[
                 "report",
                 name,
@@ -96,7 +88,7 @@ fn every_report_runs_in_every_format_on_the_demo_store() {
 fn demo_numbers_are_plausible() {
     let lake = demo_lake();
 
-    let csat = rows(lake.path(), "csat-by-path", &[]);
+    let csat = rows(lake, "csat-by-path", &[]);
     let paths: Vec<&Value> = csat
         .iter()
         .filter(|r| r["intent"] == "all" && r["path"] != "all")
@@ -113,7 +105,7 @@ fn demo_numbers_are_plausible() {
         );
     }
 
-    let reopen = rows(lake.path(), "reopen", &[]);
+    let reopen = rows(lake, "reopen", &[]);
     let total = reopen
         .iter()
         .find(|r| r["intent"] == "all" && r["path"] == "all")
@@ -121,7 +113,7 @@ fn demo_numbers_are_plausible() {
     let rate = f(total, "reopen_rate");
     assert!(rate > 0.0 && rate < 1.0, "{total}");
     // A longer window can only find more reopens.
-    let longer = rows(lake.path(), "reopen", &["--param", "reopen_days=30"]);
+    let longer = rows(lake, "reopen", &["--param", "reopen_days=30"]);
     let longer = longer
         .iter()
         .find(|r| r["intent"] == "all" && r["path"] == "all")
@@ -131,7 +123,7 @@ fn demo_numbers_are_plausible() {
         "{longer} vs {total}"
     );
 
-    let gaps = rows(lake.path(), "knowledge-gaps", &[]);
+    let gaps = rows(lake, "knowledge-gaps", &[]);
     assert!(gaps.len() >= 5, "{} clusters", gaps.len());
     for cluster in gaps.iter().take(5) {
         assert!(
@@ -200,13 +192,13 @@ fn bad_report_requests_are_refused_with_a_reason() {
         ),
     ];
     for (args, message) in cases {
-        let output = supportlake(lake.path(), args);
+        let output = supportlake(lake, args);
         assert!(!output.status.success(), "{args:?} succeeded");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     // --sql prints the file a reader can rerun: header with the parameters, includes expanded.
-    let sql = ok(lake.path(), &["report", "unanswered-intents", "--sql"]);
+    let sql = ok(lake, &["report", "unanswered-intents", "--sql"]);
     assert!(
         sql.contains("-- report: unanswered-intents")
             && sql.contains("-- param: confidence_threshold"),
@@ -217,7 +209,7 @@ fn bad_report_requests_are_refused_with_a_reason() {
         "{sql}"
     );
     // JSON rows carry every column, NULLs included, in the report's column order.
-    let json = ok(lake.path(), &["report", "resolution", "--format", "json"]);
+    let json = ok(lake, &["report", "resolution", "--format", "json"]);
     let first_row = &json[json.find("\"rows\"").unwrap()..];
     let week = first_row.find("\"week\"").unwrap();
     assert!(
@@ -226,7 +218,7 @@ fn bad_report_requests_are_refused_with_a_reason() {
     );
     // The views are there for analysts, and stay read-only.
     let facts = ok(
-        lake.path(),
+        lake,
         &[
             "sql",
             "SELECT count(*) AS n FROM conversation_facts",
@@ -235,7 +227,7 @@ fn bad_report_requests_are_refused_with_a_reason() {
         ],
     );
     let conversations = ok(
-        lake.path(),
+        lake,
         &[
             "sql",
             "SELECT count(*) AS n FROM conversations",

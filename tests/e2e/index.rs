@@ -2,61 +2,12 @@
 //! lake with the real embedding model, searched, rebuilt incrementally while searches run,
 //! and measured on the shipped evaluation sets against the acceptance numbers.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{copy_dir, ok, root};
-
-/// A lake with the demo store and a built index, shared by the tests of this file (building
-/// embeds every passage and intent example once).
-struct Built {
-    _dir: tempfile::TempDir,
-    lake: PathBuf,
-    index: PathBuf,
-}
-
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = dir.path().join("lake");
-        let index = dir.path().join("index");
-        ok(&lake, &["ingest", "data/demo-store"]);
-        let out = run_ok(&lake, &index, &["index", "build"]);
-        assert!(out.contains("switched to gen-000001"), "{out}");
-        Built {
-            _dir: dir,
-            lake,
-            index,
-        }
-    })
-}
-
-fn run(lake: &Path, index: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_supportlake"))
-        .current_dir(root())
-        .env("SUPPORTLAKE_LAKE_URL", lake)
-        .env("SUPPORTLAKE_INDEX_DIR", index)
-        .env_remove("SUPPORTLAKE_LOG")
-        .args(args)
-        .output()
-        .expect("run supportlake")
-}
-
-fn run_ok(lake: &Path, index: &Path, args: &[&str]) -> String {
-    let output = run(lake, index, args);
-    assert!(
-        output.status.success(),
-        "supportlake {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::common::{
+    copy_dir, demo_index as built, ok, ok_with_index as run_ok, root, with_index as run,
+};
 
 fn json(lake: &Path, index: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(lake, index, args)).unwrap()

@@ -2,9 +2,6 @@
 //! real loopback socket, over the demo store's lake and a real index (real embedding model).
 //! Expected values come from the demo store's export files, never from the server.
 
-mod common;
-mod serving;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use common::{copy_dir, ok, root};
-use serving::*;
+use crate::common::{copy_dir, ok, root};
+use crate::serving::*;
 
 fn reply(body: &Value) -> &Value {
     &body["reply"]

@@ -2,12 +2,11 @@
 //! lake back with a second engine. Each test works in its own temp directory.
 
 use std::collections::BTreeMap;
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{ok, root, sql_json, supportlake};
+use crate::common::{ok, root, sql_json, supportlake};
 
 fn count(lake: &Path, table: &str) -> i64 {
     sql_json(lake, &format!("SELECT count(*) AS n FROM {table}"))[0]["n"]

@@ -9,7 +9,7 @@ use pipeline::report::{self, ReportArgs, ReportOutput};
 use pipeline::sql::SqlEngine;
 
 use crate::documents::{knowledge_passages, product_titles};
-use crate::gaps::knowledge_gaps;
+use crate::knowledge_gaps::knowledge_gaps;
 use crate::{Embedder, IndexError};
 
 /// Runs report `name`. `embedder` is called only when the report needs the model.

@@ -3,14 +3,11 @@
 //! order numbers) with a real index, so imported tickets are classified by the real model and
 //! linked to the right store's customers and orders.
 
-mod common;
-mod serving;
-
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::{copy_dir, sql_json};
+use crate::common::{copy_dir, sql_json};
 
 struct Lake {
     _dir: tempfile::TempDir,
@@ -22,7 +19,7 @@ struct Lake {
 /// The demo store and a second shop, ingested and indexed once (`serving::built`); each test
 /// imports into its own copy of the lake.
 fn private_lake() -> Lake {
-    let built = serving::built();
+    let built = crate::serving::built();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&built.lake, &dir.path().join("lake"));
     Lake {
@@ -35,14 +32,14 @@ fn private_lake() -> Lake {
 
 fn import(lake: &Lake, args: &[&str]) -> Value {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_supportlake"))
-        .current_dir(common::root())
+        .current_dir(crate::common::root())
         .env("SUPPORTLAKE_LAKE_URL", &lake.lake)
         .env("SUPPORTLAKE_INDEX_DIR", &lake.index)
         .env("SUPPORTLAKE_STATE_DIR", &lake.state)
         .arg("import")
         .args(args)
         // The lake holds two shops: the tickets are the demo store's.
-        .args(["--shop", serving::SHOP, "--json"])
+        .args(["--shop", crate::serving::SHOP, "--json"])
         .output()
         .unwrap();
     assert!(
