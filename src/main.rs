@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => commands::lake::generate(scale, seed, &out, catalog_only)?,
         Command::Ingest { dir, json } => return commands::lake::ingest(&config, &dir, json).await,
         Command::Sql { query, format } => {
-            commands::lake::sql(&config, &query, format.into()).await?
+            commands::lake::sql(&config, &query, format.into()).await?;
         }
         Command::Report { list: true, .. } => commands::report::list(),
         Command::Report {

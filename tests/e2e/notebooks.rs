@@ -16,7 +16,7 @@ fn every_notebook_runs_top_to_bottom_on_the_demo_lake() {
     let run = Command::new(root().join("vendor/pyenv/bin/python"))
         .current_dir(root())
         .args(["scripts/run-notebooks.py"])
-        .arg(&lake)
+        .arg(lake)
         .arg(&out)
         .output()
         .expect("vendor/pyenv exists (scripts/fetch-assets)");

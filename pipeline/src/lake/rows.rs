@@ -283,7 +283,7 @@ mod tests {
             updated_at: 1_790_811_000_000_000,
             month: month(1_790_811_000_000_000),
         };
-        let batch = to_batch(&[message.clone()]).unwrap();
+        let batch = to_batch(std::slice::from_ref(&message)).unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(
             batch.schema(),
