@@ -233,7 +233,11 @@ impl Turn<'_> {
             understood,
             &answer,
             latency_ms,
-            &format!("{}/{}", index::MODEL_ID, self.index.generation.name),
+            &format!(
+                "{}/{}",
+                self.state.model().model_id(),
+                self.index.generation.name
+            ),
         );
         enqueue_row(
             tx,

@@ -15,6 +15,9 @@ pub mod pages;
 pub mod reports;
 pub mod webhooks;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Instant;
 
 use axum::Router;
