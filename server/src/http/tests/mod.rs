@@ -28,8 +28,9 @@ use tower::ServiceExt;
 
 use crate::{AppState, QueryEmbedder, router};
 
-/// The demo store, and the second shop made from it ([`second_shop`]).
+/// The demo store's shop.
 const SHOP_A: &str = "ridgeline-outfitters.myshopify.com";
+/// The second shop, made from the demo store by [`second_shop`].
 const SHOP_B: &str = "summit-supply.myshopify.com";
 const AGENT_TOKEN: &str = "in-memory-agent-token";
 const DEMO_STORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/demo-store");
