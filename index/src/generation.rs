@@ -745,16 +745,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = IndexDir::new(dir.path());
         let embedder = HashingEmbedder;
-        let summary = index
-            .build_from_passages(
-                &passages,
-                &embedder,
-                &examples,
-                SHOP,
-                &Canary::SelfRetrieval,
-                true,
-            )
-            .unwrap();
+        let build = || {
+            index
+                .build_from_passages(
+                    &passages,
+                    &embedder,
+                    &examples,
+                    SHOP,
+                    &Canary::SelfRetrieval,
+                    true,
+                )
+                .unwrap()
+        };
+        let summary = build();
         assert!(summary.switched, "{summary:?}");
         assert_eq!(summary.manifest.model, embedder.model_id());
         assert_eq!(summary.manifest.passages_embedded, passages.len());
@@ -792,16 +795,7 @@ mod tests {
         assert_eq!(intent("do you sell two person tents"), "product_question");
 
         // The same passages and examples again: nothing is built, the generation stays.
-        let again = index
-            .build_from_passages(
-                &passages,
-                &embedder,
-                &examples,
-                SHOP,
-                &Canary::SelfRetrieval,
-                true,
-            )
-            .unwrap();
+        let again = build();
         assert!(again.unchanged, "{again:?}");
     }
 }
