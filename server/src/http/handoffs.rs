@@ -4,21 +4,17 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use chrono::Utc;
-use pipeline::lake::vocab::{HandoffStatus, ResolutionPath, Role};
+use pipeline::lake::vocab::HandoffStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth;
 use super::chat::{checked_message, unknown_shop};
-use super::conversations::existing;
 use super::extract::ApiJson;
 use crate::AppState;
-use crate::conversation::turn::save_conversation;
+use crate::conversation::inbox::{self, InboxError};
 use crate::error::AppError;
-use crate::lake_writer::records;
-use crate::state::chat::{self, Conversation, Handoff, Status};
-use crate::state::sqlite::enqueue_row;
+use crate::state::chat::{self, Handoff};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,9 +41,19 @@ const LISTED: [HandoffStatus; 3] = [
     HandoffStatus::Resolved,
 ];
 
-fn handoff_or_404(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Handoff, AppError> {
-    chat::handoff(tx, id)?
-        .ok_or_else(|| AppError::not_found("unknown_handoff", "no handoff with this id"))
+/// Each refusal of the inbox rules as the agent's client sees it.
+impl From<InboxError> for AppError {
+    fn from(error: InboxError) -> Self {
+        let message = error.to_string();
+        match error {
+            InboxError::UnknownHandoff => Self::not_found("unknown_handoff", message),
+            InboxError::UnknownConversation => Self::unknown_conversation(),
+            InboxError::AlreadyResolved => Self::conflict("already_resolved", message),
+            InboxError::AlreadyClaimed(_) => Self::conflict("already_claimed", message),
+            InboxError::NotClaimed => Self::conflict("not_claimed", message),
+            InboxError::State(error) => error.into(),
+        }
+    }
 }
 
 pub async fn list(
@@ -93,32 +99,7 @@ pub async fn get(
     auth::agent(&state, &headers)?;
     state
         .chat()
-        .transaction(|tx| Ok(Json(handoff_or_404(tx, &id)?)))
-}
-
-/// Applies an agent's change to a handoff and its conversation, recording both.
-fn update_handoff(
-    state: &AppState,
-    id: &str,
-    change: impl FnOnce(
-        &rusqlite::Transaction<'_>,
-        &mut Handoff,
-        &mut Conversation,
-        &str,
-    ) -> Result<(), AppError>,
-) -> Result<Json<Handoff>, AppError> {
-    let now = chat::timestamp(Utc::now());
-    state.chat().transaction(|tx| {
-        let mut handoff = handoff_or_404(tx, id)?;
-        let mut conversation = existing(tx, &handoff.conversation_id)?;
-        change(tx, &mut handoff, &mut conversation, &now)?;
-        handoff.updated_at = now.clone();
-        chat::save_handoff(tx, &handoff)?;
-        enqueue_row(tx, &records::handoff_row(&handoff))?;
-        conversation.updated_at = Utc::now();
-        save_conversation(tx, &conversation, handoff.assignee.as_deref())?;
-        Ok(Json(handoff))
-    })
+        .transaction(|tx| Ok(Json(inbox::handoff(tx, &id)?)))
 }
 
 pub async fn claim(
@@ -132,27 +113,7 @@ pub async fn claim(
     if name.is_empty() {
         return Err(AppError::bad_request("missing_field", "agent is required"));
     }
-    update_handoff(&state, &id, |_, handoff, _, now| {
-        match (handoff.status, handoff.assignee.as_deref()) {
-            (HandoffStatus::Resolved, _) => {
-                return Err(AppError::conflict(
-                    "already_resolved",
-                    "the handoff is resolved",
-                ));
-            }
-            (HandoffStatus::Claimed, Some(other)) if other != name => {
-                return Err(AppError::conflict(
-                    "already_claimed",
-                    format!("{other} has claimed this handoff"),
-                ));
-            }
-            _ => {}
-        }
-        handoff.status = HandoffStatus::Claimed;
-        handoff.assignee = Some(name.clone());
-        handoff.claimed_at.get_or_insert_with(|| now.to_string());
-        Ok(())
-    })
+    Ok(Json(inbox::claim(state.chat(), &id, &name)?))
 }
 
 pub async fn reply(
@@ -163,31 +124,7 @@ pub async fn reply(
 ) -> Result<Json<Handoff>, AppError> {
     auth::agent(&state, &headers)?;
     let text = checked_message(&request.text)?;
-    update_handoff(&state, &id, |tx, handoff, conversation, now| {
-        if handoff.status != HandoffStatus::Claimed {
-            return Err(AppError::conflict(
-                "not_claimed",
-                "claim the handoff before replying",
-            ));
-        }
-        let message = chat::append_message(
-            tx,
-            &conversation.id,
-            Role::Agent,
-            handoff.assignee.as_deref(),
-            &text,
-            Utc::now(),
-            None,
-        )?;
-        enqueue_row(
-            tx,
-            &records::message_row(&conversation.shop_id, conversation, &message),
-        )?;
-        handoff
-            .first_agent_reply_at
-            .get_or_insert_with(|| now.to_string());
-        Ok(())
-    })
+    Ok(Json(inbox::reply(state.chat(), &id, &text)?))
 }
 
 pub async fn resolve(
@@ -196,17 +133,5 @@ pub async fn resolve(
     Path(id): Path<String>,
 ) -> Result<Json<Handoff>, AppError> {
     auth::agent(&state, &headers)?;
-    update_handoff(&state, &id, |_, handoff, conversation, now| {
-        if handoff.status == HandoffStatus::Resolved {
-            return Err(AppError::conflict(
-                "already_resolved",
-                "the handoff is resolved",
-            ));
-        }
-        handoff.status = HandoffStatus::Resolved;
-        handoff.resolved_at = Some(now.to_string());
-        conversation.status = Status::Resolved;
-        conversation.resolution_path = Some(ResolutionPath::AiThenHuman);
-        Ok(())
-    })
+    Ok(Json(inbox::resolve(state.chat(), &id)?))
 }
