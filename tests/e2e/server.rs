@@ -238,20 +238,12 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
         .iter()
         .map(|m| m["text"].as_str().unwrap())
         .collect();
+    // The packet's whole shape (answers in the history, what the assistant tried, nothing of
+    // another shop) is asserted in memory (server/src/http/tests/rules.rs); here, that the
+    // real model's path and a storefront token fill it.
     assert!(
         history.contains(&"where is my order?") && history.contains(&"I want to talk to a person"),
         "{history:?}"
-    );
-    assert!(
-        history.len() >= 4,
-        "both questions and both answers: {history:?}"
-    );
-    assert!(
-        !packet["what_the_assistant_tried"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "{packet}"
     );
 
     // While a person has it, the assistant does not answer on its own.
@@ -473,63 +465,18 @@ fn bad_input_gets_a_4xx_with_a_stable_code_and_never_a_5xx() {
             .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
         (status, code.unwrap_or(body))
     };
+    // Every code of the chat and inbox API is asserted in memory
+    // (server/src/http/tests/codes.rs); here, raw bytes over a real socket: a body that is not
+    // JSON or not UTF-8, the body limit against a declared length, wrong methods and routes,
+    // and a server that survives all of it without a 5xx.
     let json = "application/json";
     let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
         (b"{not json".to_vec(), json, 400, "invalid_json"),
-        (
-            br#"{"shop": 7, "message": "hi"}"#.to_vec(),
-            json,
-            400,
-            "invalid_field",
-        ),
-        (br#"{"shop": "x"}"#.to_vec(), json, 400, "invalid_field"),
-        (
-            br#"{"shop": "x", "message": "hi", "extra": 1}"#.to_vec(),
-            json,
-            400,
-            "invalid_field",
-        ),
         (
             b"{\"shop\": \"x\", \"message\": \"\xff\xfe\"}".to_vec(),
             json,
             400,
             "invalid_utf8",
-        ),
-        (
-            format!(r#"{{"shop": "{SHOP}", "message": "   "}}"#).into_bytes(),
-            json,
-            400,
-            "empty_message",
-        ),
-        (
-            format!(
-                r#"{{"shop": "{SHOP}", "message": "{}"}}"#,
-                "a".repeat(10_000)
-            )
-            .into_bytes(),
-            json,
-            400,
-            "message_too_long",
-        ),
-        (
-            br#"{"shop": "no-such-shop.myshopify.com", "message": "hi"}"#.to_vec(),
-            json,
-            404,
-            "unknown_shop",
-        ),
-        (
-            format!(r#"{{"shop": "{SHOP}", "message": "hi", "conversation_id": "nope"}}"#)
-                .into_bytes(),
-            json,
-            404,
-            "unknown_conversation",
-        ),
-        (
-            format!(r#"{{"shop": "{SHOP}", "message": "hi", "customer_token": "1:a@b.c:99:00"}}"#)
-                .into_bytes(),
-            json,
-            401,
-            "invalid_customer_token",
         ),
         (
             format!(
@@ -540,12 +487,6 @@ fn bad_input_gets_a_4xx_with_a_stable_code_and_never_a_5xx() {
             json,
             413,
             "body_too_large",
-        ),
-        (
-            b"shop=x&message=hi".to_vec(),
-            "application/x-www-form-urlencoded",
-            415,
-            "unsupported_media_type",
         ),
     ];
     for (body, content_type, status, code) in cases {
@@ -566,26 +507,6 @@ fn bad_input_gets_a_4xx_with_a_stable_code_and_never_a_5xx() {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
-    );
-    let conversation = server.chat(None, "what payment methods do you accept?")["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = server.post(
-        &format!("/v1/conversations/{conversation}/csat"),
-        &json!({"score": 9}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_score"))
-    );
-    let (status, body) = server.post(
-        &format!("/v1/conversations/{conversation}/verify"),
-        &json!({"order_number": "", "email": ""}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("missing_field"))
     );
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200, "the server survived all of it");
