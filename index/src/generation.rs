@@ -22,12 +22,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pipeline::sql::SqlEngine;
-
 use crate::bm25::{Bm25, Filter};
 use crate::cache::EmbeddingCache;
 use crate::classifier::{Calibration, Classification, Example, IntentClassifier};
-use crate::documents::{DocType, Passage, all_passages};
+use crate::documents::{DocType, Passage};
 use crate::eval::{RetrievalQuery, recall_at};
 use crate::search::{FusionWeights, Hit, Mode, rank};
 use crate::vectors::{QuantizedMatrix, VectorMatrix};
@@ -231,37 +229,13 @@ impl IndexDir {
         })
     }
 
-    /// Builds a generation from the lake and switches to it when the canary passes. With
-    /// `keep_if_unchanged`, a lake and examples identical to the live generation's leave it
-    /// live without building (what makes `rebuild` idempotent).
-    pub async fn build(
-        &self,
-        engine: &SqlEngine,
-        embedder: &dyn Embedder,
-        examples: &[Example],
-        shop: &str,
-        canary: &Canary,
-        keep_if_unchanged: bool,
-    ) -> Result<BuildSummary, IndexError> {
-        let passages = all_passages(engine, shop).await?;
-        if passages.is_empty() {
-            return Err(IndexError::Data(format!(
-                "no products, policies or articles in the lake for shop {shop:?}: ingest first"
-            )));
-        }
-        self.build_from_passages(
-            &passages,
-            embedder,
-            examples,
-            shop,
-            canary,
-            keep_if_unchanged,
-        )
-    }
-
-    /// [`IndexDir::build`] from passages already at hand (the lake's, or a test's hand-made
-    /// ones): the generation, its canary and the switch, under the build lock.
-    pub fn build_from_passages(
+    /// Builds a generation of `passages` (the lake's, from [`all_passages`], or a test's
+    /// hand-made ones) and switches to it when the canary passes, all under the build lock.
+    /// With `keep_if_unchanged`, passages and examples identical to the live generation's
+    /// leave it live without building (what makes `rebuild` idempotent).
+    ///
+    /// [`all_passages`]: crate::documents::all_passages
+    pub fn build(
         &self,
         passages: &[Passage],
         embedder: &dyn Embedder,
@@ -270,6 +244,11 @@ impl IndexDir {
         canary: &Canary,
         keep_if_unchanged: bool,
     ) -> Result<BuildSummary, IndexError> {
+        if passages.is_empty() {
+            return Err(IndexError::Data(format!(
+                "no products, policies or articles in the lake for shop {shop:?}: ingest first"
+            )));
+        }
         let started = Instant::now();
         fs::create_dir_all(self.generations()).map_err(io(&self.generations()))?;
         let lock = self.lock("build")?;
@@ -747,7 +726,7 @@ mod tests {
         let embedder = HashingEmbedder;
         let build = || {
             index
-                .build_from_passages(
+                .build(
                     &passages,
                     &embedder,
                     &examples,

@@ -35,16 +35,15 @@ pub async fn build_index(
         Some(path) => Canary::Set(crate::eval::read_retrieval_set(path)?),
         None => Canary::SelfRetrieval,
     };
-    IndexDir::new(&config.index_dir)
-        .build(
-            &engine,
-            embedder,
-            &examples,
-            shop,
-            &canary,
-            keep_if_unchanged,
-        )
-        .await
+    let passages = crate::documents::all_passages(&engine, shop).await?;
+    IndexDir::new(&config.index_dir).build(
+        &passages,
+        embedder,
+        &examples,
+        shop,
+        &canary,
+        keep_if_unchanged,
+    )
 }
 
 /// What each step of a rebuild did.

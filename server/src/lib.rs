@@ -5,11 +5,12 @@
 //! does not know, and hands off to a person with the whole context. It depends on [`index`]
 //! and [`pipeline`], never the other way round.
 //!
-//! Four rooms: `http` (everything that knows HTTP: the [`router`], the handlers, the
+//! Five rooms: `http` (everything that knows HTTP: the [`router`], the handlers, the
 //! OpenAPI table, the pages), `conversation` (the rules, with no HTTP in them: a turn, the
-//! handoff packet, verification, the answers, the commerce snapshot), `state` (one type
-//! per SQLite file) and `lake_writer` (what takes the server's records and Shopify's
-//! deliveries to the lake, off the request path). [`AppState`] holds what they share.
+//! handoff packet, verification, the answers, the commerce snapshot), `shopify` (what
+//! Shopify signs and how it is checked), `state` (one type per SQLite file) and
+//! `lake_writer` (what takes the server's records and Shopify's deliveries to the lake,
+//! off the request path). [`AppState`] holds what they share.
 //!
 //! ## A message's way through
 //!
@@ -29,7 +30,7 @@
 //! ## A webhook's way through
 //!
 //! `POST /webhooks/shopify` (`http::webhooks`) checks the headers, the HMAC signature and
-//! the shop, then hands the delivery to the acknowledger (`lake_writer::acknowledger`),
+//! the shop (`shopify::webhook`), then hands the delivery to the acknowledger (`lake_writer::acknowledger`),
 //! which commits it with the others that arrived meanwhile (one fsync for the group) into
 //! the webhook store's outbox (`state::webhooks`, `webhooks.sqlite`), dropping repeats of
 //! an event already held, and only then answers 200. The applier maps it into the lake
@@ -62,6 +63,7 @@ mod error;
 mod http;
 mod lake_writer;
 mod metrics;
+mod shopify;
 mod state;
 
 use std::collections::HashMap;
@@ -381,6 +383,26 @@ fn lower_priority() {
     }
 }
 
+/// Refreshes `state` ([`AppState::refresh`]) every `every`, and at once when `changes` is
+/// notified (the applier has changed the lake), until `stop` changes.
+async fn refresher(
+    state: AppState,
+    changes: Arc<tokio::sync::Notify>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = changes.notified() => {}
+            _ = stop.changed() => break,
+        }
+        if let Err(error) = state.refresh().await {
+            tracing::warn!(%error, "refresh failed; keeping the loaded index and snapshot");
+        }
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight,
 /// flushes the outbox to the lake and returns.
 pub async fn serve(
@@ -404,22 +426,7 @@ pub async fn serve(
     // The applier wakes the refresher when it has changed the index or the commerce tables.
     let changes = applier.changes();
     let applier = background.spawn(applier.run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()));
-    let refresher = {
-        let state = state.clone();
-        let mut stop = stop_rx;
-        background.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(REFRESH_EVERY) => {}
-                    _ = changes.notified() => {}
-                    _ = stop.changed() => break,
-                }
-                if let Err(error) = state.refresh().await {
-                    tracing::warn!(%error, "refresh failed; keeping the loaded index and snapshot");
-                }
-            }
-        })
-    };
+    let refresher = background.spawn(refresher(state.clone(), changes, REFRESH_EVERY, stop_rx));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

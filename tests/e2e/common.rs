@@ -58,7 +58,7 @@ pub fn ok_with_index(lake: &Path, index: &Path, args: &[&str]) -> String {
 }
 
 /// The demo store (`data/demo-store`) ingested once per test run. Tests only read it; a test
-/// that writes works on a [`copy_dir`] of it.
+/// that writes works on a [`testkit::copy_dir`] of it.
 pub fn demo_lake() -> &'static Path {
     static LAKE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &LAKE
@@ -93,20 +93,6 @@ pub fn demo_index() -> &'static DemoIndex {
             index,
         }
     })
-}
-
-/// Copies a lake or index directory tree, for a test that changes its own copy.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The rows of a query over the lake at `lake`, as JSON objects.

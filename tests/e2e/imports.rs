@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, sql_json};
+use testkit::copy_dir;
+
+use crate::common::sql_json;
 
 struct Lake {
     _dir: tempfile::TempDir,

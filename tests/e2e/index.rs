@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::common::{
-    copy_dir, demo_index as built, ok, ok_with_index as run_ok, root, with_index as run,
-};
+use testkit::copy_dir;
+
+use crate::common::{demo_index as built, ok, ok_with_index as run_ok, root, with_index as run};
 
 fn json(lake: &Path, index: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(lake, index, args)).unwrap()

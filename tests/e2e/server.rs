@@ -10,20 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::common::{copy_dir, ok, root};
+use crate::common::{ok, root};
 use crate::serving::*;
+use testkit::{SHOP_B, copy_dir, in_transit, orders};
 
 fn reply(body: &Value) -> &Value {
     &body["reply"]
-}
-
-/// Orders of the demo store's export, as the shop's system of record has them.
-fn orders() -> Vec<Value> {
-    std::fs::read_to_string(root().join("data/demo-store/orders.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn time(value: &Value) -> DateTime<Utc> {
@@ -39,17 +31,7 @@ fn long_date(t: DateTime<Utc>) -> String {
 #[test]
 fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     let server = Server::start();
-    let shipped = orders()
-        .into_iter()
-        .find(|o| {
-            o["cancelled_at"].is_null()
-                && o["fulfillments"].as_array().is_some_and(|f| {
-                    f.len() == 1
-                        && f[0]["shipment_status"] == "in_transit"
-                        && f[0]["tracking_number"].is_string()
-                })
-        })
-        .expect("the demo store has an order in transit");
+    let shipped = in_transit();
     let number = shipped["order_number"].as_i64().unwrap().to_string();
     let email = shipped["email"].as_str().unwrap();
     let fulfillment = &shipped["fulfillments"][0];
@@ -425,7 +407,7 @@ fn shops_are_isolated() {
     // The same conversation id under the other shop does not exist.
     let (status, crossed) = server.post(
         "/v1/chat",
-        &json!({"shop": "summit-supply.myshopify.com", "conversation_id": conversation, "message": "where is my order?"}),
+        &json!({"shop": SHOP_B, "conversation_id": conversation, "message": "where is my order?"}),
     );
     assert_eq!(
         (status, crossed["error"]["code"].as_str()),
@@ -435,7 +417,7 @@ fn shops_are_isolated() {
     // Shop A's shopper, verified in A, is a stranger in B: same order number, their email is not B's.
     let (_, other) = server.post(
         "/v1/chat",
-        &json!({"shop": "summit-supply.myshopify.com", "message": format!("where is my order #{number}")}),
+        &json!({"shop": SHOP_B, "message": format!("where is my order #{number}")}),
     );
     assert_eq!(other["reply"]["needs_verification"], true, "{other}");
     let other_conversation = other["conversation_id"].as_str().unwrap();

@@ -4,16 +4,19 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{copy_dir, demo_index, ok, ok_with_index, root};
+use testkit::{copy_dir, second_shop};
 
-pub const SHOP: &str = "ridgeline-outfitters.myshopify.com";
+use crate::common::{demo_index, ok, ok_with_index, root};
+
+/// The demo store's shop, the one most tests talk to.
+pub const SHOP: &str = testkit::SHOP_A;
 pub const AGENT_TOKEN: &str = "test-agent-token";
 pub const STOREFRONT_SECRET: &str = "test-storefront-secret";
 /// The secret of Shopify's own test vectors, so the fixtures' signatures apply.
@@ -58,22 +61,6 @@ pub fn built() -> &'static Built {
             index,
         }
     })
-}
-
-/// A copy of the demo store as another shop ("Summit Supply") whose shoppers have other
-/// emails: same order numbers, different people.
-pub fn second_shop(out: &Path) {
-    std::fs::create_dir_all(out).unwrap();
-    for entry in std::fs::read_dir(root().join("data/demo-store")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text = text
-            .replace("ridgeline-outfitters", "summit-supply")
-            .replace("Ridgeline Outfitters", "Summit Supply")
-            .replace("@example.", "@summit.example.")
-            .replace("68310452233", "68310452299");
-        std::fs::write(out.join(path.file_name().unwrap()), text).unwrap();
-    }
 }
 
 /// A running `supportlake serve` with its own lake copy and state directory.

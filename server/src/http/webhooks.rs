@@ -1,10 +1,8 @@
 //! `POST /webhooks/shopify`: Shopify's deliveries, verified and durably acknowledged.
 //!
-//! A delivery is checked in this order, each failure with its own stable code: the
-//! headers it must carry (400 `missing_header`; both the `X-Shopify-*` names and the newer
-//! un-prefixed `shopify-*` ones, any case), its signature (401 `invalid_hmac`: base64
-//! HMAC-SHA256 of the raw body with the app's client secret, or the previous one during a
-//! rotation, compared in constant time), and its shop (401 `unknown_shop`).
+//! A delivery is checked by [`crate::shopify::webhook::verify`], each failure with its own
+//! stable code: the headers it must carry (400 `missing_header`), its signature (401
+//! `invalid_hmac`), its shop (401 `unknown_shop`) and its body (400 `invalid_utf8`).
 //!
 //! Then the acknowledger ([`crate::lake_writer::acknowledger`]) makes it durable, together
 //! with the deliveries that arrived meanwhile, and only then does the 200 go out.
@@ -14,113 +12,26 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Json, response::IntoResponse};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use pipeline::Config;
-use pipeline::sources::webhooks::{Delivery, triggered_at};
-use serde_json::{Value, json};
-use sha2::Sha256;
+use serde_json::json;
 
 use crate::AppState;
-use crate::conversation::commerce::Snapshot;
 use crate::error::AppError;
 use crate::lake_writer::acknowledger::Ack;
+use crate::shopify::webhook::{DeliveryError, verify};
 
 /// Largest delivery accepted: an order with hundreds of line items stays well below it.
 pub const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Whether `header` is the base64 HMAC-SHA256 of `body` under `secret`. Whitespace around
-/// the header is ignored (Ruby's encoder appends a newline); the comparison is constant
-/// time.
-pub fn signature_valid(secret: &str, body: &[u8], header: &str) -> bool {
-    let Ok(claimed) = STANDARD.decode(header.trim()) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    mac.verify_slice(&claimed).is_ok()
-}
-
-/// The base64 HMAC-SHA256 Shopify would send for `body` (for replays and tests).
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// A Shopify header by its suffix, in either naming scheme.
-fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(format!("x-shopify-{name}"))
-        .or_else(|| headers.get(format!("shopify-{name}")))
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
-fn missing(name: &str) -> AppError {
-    AppError::bad_request(
-        "missing_header",
-        format!("the delivery has no X-Shopify-{name} header"),
-    )
-}
-
-/// Checks a delivery's headers, signature and shop; returns it ready to acknowledge.
-pub fn verify(
-    config: &Config,
-    snapshot: &Snapshot,
-    headers: &HeaderMap,
-    body: &Bytes,
-    received_at: i64,
-) -> Result<Delivery, AppError> {
-    let hmac = shopify_header(headers, "hmac-sha256").ok_or_else(|| missing("Hmac-Sha256"))?;
-    let topic = shopify_header(headers, "topic").ok_or_else(|| missing("Topic"))?;
-    let domain = shopify_header(headers, "shop-domain").ok_or_else(|| missing("Shop-Domain"))?;
-    let webhook_id = shopify_header(headers, "webhook-id");
-    let event_id = shopify_header(headers, "event-id")
-        .or(webhook_id)
-        .ok_or_else(|| missing("Webhook-Id"))?;
-    let signed = signature_valid(&config.shopify_client_secret, body, hmac)
-        || (!config.shopify_previous_client_secret.is_empty()
-            && signature_valid(&config.shopify_previous_client_secret, body, hmac));
-    if !signed {
-        return Err(AppError::unauthorized(
-            "invalid_hmac",
-            "the X-Shopify-Hmac-Sha256 signature does not match the body",
-        ));
+/// A refused delivery as Shopify sees it: 400 for a malformed one, 401 for one that is not
+/// signed by this app or not for a shop installed here.
+impl From<DeliveryError> for AppError {
+    fn from(refusal: DeliveryError) -> Self {
+        let status = match refusal {
+            DeliveryError::MissingHeader(_) | DeliveryError::InvalidUtf8 => StatusCode::BAD_REQUEST,
+            DeliveryError::InvalidHmac | DeliveryError::UnknownShop(_) => StatusCode::UNAUTHORIZED,
+        };
+        AppError::new(status, refusal.code(), refusal.to_string())
     }
-    let shop = snapshot.shop(domain).map(|s| s.id.clone()).ok_or_else(|| {
-        AppError::unauthorized(
-            "unknown_shop",
-            format!("no shop {domain:?} is installed here"),
-        )
-    })?;
-    let body = String::from_utf8(body.to_vec())
-        .map_err(|_| AppError::bad_request("invalid_utf8", "the body is not valid UTF-8"))?;
-    let api_version = shopify_header(headers, "api-version").map(String::from);
-    let triggered = shopify_header(headers, "triggered-at").and_then(triggered_at);
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .filter_map(|(name, value)| {
-            value
-                .to_str()
-                .ok()
-                .map(|v| (name.as_str().to_string(), Value::from(v)))
-        })
-        .collect();
-    Ok(Delivery {
-        shop_id: shop,
-        shop_domain: domain.to_string(),
-        topic: topic.to_string(),
-        event_id: event_id.to_string(),
-        webhook_id: webhook_id.map(String::from),
-        api_version,
-        triggered_at: triggered,
-        received_at,
-        headers: Value::Object(headers),
-        body,
-    })
 }
 
 /// The handler: verify, make durable, then 200.
@@ -149,68 +60,4 @@ pub async fn receive(
             Ack::Duplicate => "duplicate",
         }})),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Shopify's own libraries' vectors (fixtures/shopify, see its MANIFEST).
-    fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/shopify/hmac_test_vectors.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn shopify_library_vectors_verify() {
-        let vectors = vectors();
-        let valid = vectors["webhook_valid"].as_array().unwrap();
-        assert!(valid.len() >= 4);
-        for v in valid {
-            let secret = v["secret"].as_str().unwrap();
-            let body = v["body"].as_str().unwrap().as_bytes();
-            let header = v["expected_header"].as_str().unwrap();
-            assert!(signature_valid(secret, body, header), "{}", v["id"]);
-            assert_eq!(sign(secret, body), header, "{}", v["id"]);
-            // Ruby sends the header with a trailing newline.
-            assert!(signature_valid(secret, body, &format!("{header}\n")));
-        }
-    }
-
-    #[test]
-    fn every_negative_vector_is_rejected() {
-        let vectors = vectors();
-        let invalid = vectors["webhook_invalid"].as_array().unwrap();
-        assert!(invalid.len() >= 6);
-        for v in invalid {
-            let secret = v["secret"].as_str().unwrap();
-            let body = v["body"].as_str().unwrap().as_bytes();
-            let header = v["header"].as_str().unwrap();
-            assert!(!signature_valid(secret, body, header), "{}", v["id"]);
-        }
-    }
-
-    #[test]
-    fn signed_fixture_payloads_verify_over_their_exact_bytes() {
-        let vectors = vectors();
-        for v in vectors["derived_payload_vectors"].as_array().unwrap() {
-            let file = v["file"].as_str().unwrap();
-            let path = format!(
-                "{}/../tests/fixtures/shopify/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let body = std::fs::read(&path).unwrap();
-            let header = v["expected_header"].as_str().unwrap();
-            assert!(signature_valid("test_secret_key", &body, header), "{file}");
-            let mut changed = body.clone();
-            changed.push(b' ');
-            assert!(
-                !signature_valid("test_secret_key", &changed, header),
-                "{file}"
-            );
-        }
-    }
 }

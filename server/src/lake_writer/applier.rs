@@ -105,6 +105,35 @@ impl Model {
     }
 }
 
+/// What [`Applier::follow`] did to the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexFollow {
+    /// No indexed table changed, or there is no index yet: nothing to update, no model
+    /// loaded.
+    NotNeeded,
+    /// Built a generation with the changed passages (`switched`: it passed its canary and
+    /// went live).
+    Updated { switched: bool },
+    /// Another build holds the index; it reads the lake after these changes.
+    Busy,
+    /// The update failed (the message); the nightly rebuild catches up.
+    Failed(String),
+}
+
+impl std::fmt::Display for IndexFollow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotNeeded => f.write_str("no index update needed"),
+            Self::Updated { switched: true } => f.write_str("index updated"),
+            Self::Updated { switched: false } => {
+                f.write_str("index update built but kept the live generation")
+            }
+            Self::Busy => f.write_str("index busy: the running build includes the changes"),
+            Self::Failed(error) => write!(f, "index update failed: {error}"),
+        }
+    }
+}
+
 /// What one drain did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -471,46 +500,53 @@ impl Applier {
     /// After catalog or policy changes: builds a new index generation (only the changed
     /// passages are embedded again; the others come from the embedding cache) when there
     /// is one to update, then wakes [`Applier::changes`] so the server switches to it and
-    /// to the new commerce snapshot at once.
-    pub async fn follow(&self, changed: &BTreeSet<&'static str>) {
+    /// to the new commerce snapshot at once. Says what it did to the index; a failed update
+    /// is logged and left to the nightly rebuild, never fatal.
+    pub async fn follow(&self, changed: &BTreeSet<&'static str>) -> IndexFollow {
         if changed.is_empty() {
-            return;
+            return IndexFollow::NotNeeded;
         }
-        let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
-        let index_dir = IndexDir::new(&self.config.index_dir);
-        if indexed && index_dir.current().ok().flatten().is_some() {
-            match index_dir.lock("rebuild") {
-                Ok(_lock) => {
-                    let started = Instant::now();
-                    let built = match self.model.get() {
-                        Ok(model) => {
-                            index::rebuild::build_index(
-                                &self.config,
-                                &self.lake,
-                                model.as_ref(),
-                                "*",
-                                None,
-                                true,
-                            )
-                            .await
-                        }
-                        Err(error) => Err(error),
-                    };
-                    match built {
-                        Ok(summary) => {
-                            tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes");
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up");
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::info!(%error, "index busy; the running build will include the changes");
-                }
+        let followed = self.update_index(changed).await;
+        match &followed {
+            IndexFollow::Failed(error) => {
+                tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up");
             }
+            IndexFollow::Busy => {
+                tracing::info!("index busy; the running build will include the changes");
+            }
+            IndexFollow::NotNeeded | IndexFollow::Updated { .. } => {}
         }
         self.changes.notify_one();
+        followed
+    }
+
+    /// The index part of [`Applier::follow`]: the model is loaded only past the checks
+    /// that an indexed table changed and that there is an index to update.
+    async fn update_index(&self, changed: &BTreeSet<&'static str>) -> IndexFollow {
+        let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
+        let index_dir = IndexDir::new(&self.config.index_dir);
+        if !indexed || index_dir.current().ok().flatten().is_none() {
+            return IndexFollow::NotNeeded;
+        }
+        let Ok(_lock) = index_dir.lock("rebuild") else {
+            return IndexFollow::Busy;
+        };
+        let started = Instant::now();
+        let model = match self.model.get() {
+            Ok(model) => model,
+            Err(error) => return IndexFollow::Failed(error.to_string()),
+        };
+        match index::rebuild::build_index(&self.config, &self.lake, model.as_ref(), "*", None, true)
+            .await
+        {
+            Ok(summary) => {
+                tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes");
+                IndexFollow::Updated {
+                    switched: summary.switched,
+                }
+            }
+            Err(error) => IndexFollow::Failed(error.to_string()),
+        }
     }
 
     /// Applies the webhook outbox every `every`, the chat outbox every `chat_every`, until

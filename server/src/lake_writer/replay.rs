@@ -14,9 +14,9 @@ use sha2::Sha256;
 
 use crate::conversation::commerce::Snapshot;
 use crate::error::ServerError;
-use crate::http::webhooks::{sign, verify};
 use crate::lake_writer::acknowledger::{Ack, Acknowledger};
-use crate::lake_writer::applier::{Applier, Model, Outbox};
+use crate::lake_writer::applier::{Applier, IndexFollow, Model, Outbox};
+use crate::shopify::webhook::{sign, verify};
 use crate::state::{ChatStore, WebhookStore};
 
 /// What `supportlake webhooks replay` did.
@@ -26,8 +26,9 @@ pub struct Replayed {
     pub duplicates: usize,
     /// `(file, error code, message)` of each delivery refused.
     pub refused: Vec<(String, &'static str, String)>,
-    /// Outbox entries applied to the lake by this run (`None`: a running server applies them).
-    pub applied: Option<usize>,
+    /// Outbox entries applied to the lake by this run, and what that did to the index
+    /// (`None`: a running server applies them).
+    pub applied: Option<(usize, IndexFollow)>,
 }
 
 /// Feeds a directory of captured deliveries through the same checks, store and applier as
@@ -71,7 +72,9 @@ pub async fn replay(
                 Ack::Accepted => replayed.accepted += 1,
                 Ack::Duplicate => replayed.duplicates += 1,
             },
-            Err(refusal) => replayed.refused.push((name, refusal.code, refusal.message)),
+            Err(refusal) => replayed
+                .refused
+                .push((name, refusal.code(), refusal.to_string())),
         }
     }
     let model = Model::OnDemand(config.assets_dir.clone());
@@ -84,8 +87,8 @@ pub async fn replay(
                 entries += applied.entries;
                 changed.extend(applied.changed);
             }
-            applier.follow(&changed).await;
-            replayed.applied = Some(entries);
+            let index = applier.follow(&changed).await;
+            replayed.applied = Some((entries, index));
         }
         Err(ServerError::NotReady(reason)) => {
             tracing::info!(%reason, "leaving the deliveries to the running server's applier");
@@ -153,8 +156,8 @@ impl std::fmt::Display for Replayed {
         for (file, code, message) in &self.refused {
             write!(f, "\nrefused {file}: {code}: {message}")?;
         }
-        match self.applied {
-            Some(n) => write!(f, "\napplied {n} outbox entries to the lake"),
+        match &self.applied {
+            Some((n, index)) => write!(f, "\napplied {n} outbox entries to the lake; {index}"),
             None => write!(
                 f,
                 "\na running server applies them (it holds the applier lock)"

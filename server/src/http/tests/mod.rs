@@ -10,6 +10,7 @@
 //! [`AppState`] with its own state directory, so no test sees another's conversations.
 //! Expected values come from the demo store's export files, never from the server.
 
+mod background;
 mod codes;
 mod rules;
 
@@ -24,16 +25,12 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use index::HashingEmbedder;
 use pipeline::{Config, Lake};
 use serde_json::{Value, json};
+use testkit::{SHOP_A, demo_store, second_shop};
 use tower::ServiceExt;
 
 use crate::{AppState, QueryEmbedder, router};
 
-/// The demo store's shop.
-const SHOP_A: &str = "ridgeline-outfitters.myshopify.com";
-/// The second shop, made from the demo store by [`second_shop`].
-const SHOP_B: &str = "summit-supply.myshopify.com";
 const AGENT_TOKEN: &str = "in-memory-agent-token";
-const DEMO_STORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/demo-store");
 const INTENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/intents");
 /// Where requests come from unless a test says otherwise (verification counts failures per
 /// client address).
@@ -94,7 +91,7 @@ async fn build_fixture() -> Fixture {
     let lake = Lake::open(config.lake_url().unwrap()).unwrap();
     let other = fixture.dir.path().join("other-store");
     second_shop(&other);
-    for store in [Path::new(DEMO_STORE), other.as_path()] {
+    for store in [demo_store().as_path(), other.as_path()] {
         let report = pipeline::ingest::ingest(&lake, store, &config, &mut |_, _| {})
             .await
             .unwrap();
@@ -112,36 +109,6 @@ async fn build_fixture() -> Fixture {
         "the generation passes its canary: {summary:?}"
     );
     fixture
-}
-
-/// A copy of the demo store as another shop ("Summit Supply"): the same customer and order
-/// ids and order numbers, other shoppers' emails.
-fn second_shop(out: &Path) {
-    std::fs::create_dir_all(out).unwrap();
-    for entry in std::fs::read_dir(DEMO_STORE).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("ridgeline-outfitters", "summit-supply")
-            .replace("Ridgeline Outfitters", "Summit Supply")
-            .replace("@example.", "@summit.example.")
-            .replace("68310452233", "68310452299");
-        std::fs::write(out.join(path.file_name().unwrap()), text).unwrap();
-    }
-}
-
-/// The demo store's orders, as its system of record has them.
-fn orders() -> Vec<Value> {
-    std::fs::read_to_string(Path::new(DEMO_STORE).join("orders.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The email of a demo order's shopper in the second shop.
-fn in_shop_b(email: &str) -> String {
-    email.replace("@example.", "@summit.example.")
 }
 
 /// A response: its status, headers, and body as JSON (a string when it is not JSON).
@@ -169,7 +136,8 @@ impl Answered {
 struct Server {
     state: AppState,
     router: Router,
-    _state_dir: tempfile::TempDir,
+    /// The state directory [`Server::start`] made, removed with the server.
+    _state_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -182,9 +150,17 @@ impl Server {
             QueryEmbedder::start(Arc::new(HashingEmbedder), 1, config.embedding_batch).unwrap();
         let state = AppState::open(&config, lake, queries).await.unwrap();
         Self {
+            _state_dir: Some(state_dir),
+            ..Self::over(state)
+        }
+    }
+
+    /// A server over a state of the test's own making (its own lake, for instance).
+    fn over(state: AppState) -> Self {
+        Self {
             router: router(state.clone()),
             state,
-            _state_dir: state_dir,
+            _state_dir: None,
         }
     }
 

@@ -8,27 +8,13 @@ use axum::http::{Method, StatusCode};
 use index::{Embedder, HashingEmbedder};
 use serde_json::{Value, json};
 
-use super::{SHOP_A, SHOP_B, Server, in_shop_b, orders};
+use testkit::{SHOP_A, SHOP_B, in_shop_b, in_transit, orders};
+
+use super::Server;
 use crate::conversation::verification::{
     ADDRESS_ATTEMPTS, ATTEMPT_WINDOW_SECONDS, CONVERSATION_ATTEMPTS, VERIFY_FAILED, VERIFY_LOCKED,
 };
 use crate::state::chat;
-
-/// A demo order on its way: one shipment in transit, with a carrier and a tracking number.
-fn in_transit() -> Value {
-    orders()
-        .into_iter()
-        .find(|o| {
-            o["cancelled_at"].is_null()
-                && o["fulfillments"].as_array().is_some_and(|f| {
-                    f.len() == 1
-                        && f[0]["shipment_status"] == "in_transit"
-                        && f[0]["tracking_number"].is_string()
-                        && f[0]["tracking_company"].is_string()
-                })
-        })
-        .expect("the demo store has an order in transit")
-}
 
 /// Its order number and email as a shopper types them.
 fn number_and_email(order: &Value) -> (String, String) {

@@ -1,0 +1,10 @@
+//! What Shopify signs, and how the server checks it before it believes a word.
+//!
+//! Everything that arrives claiming to come from Shopify carries an HMAC-SHA256 made with
+//! the app's client secret. The rules for reading and checking those signatures take only
+//! header values, query parameters and raw bytes, so they live here, apart from HTTP: the
+//! live endpoints call them, and so does `supportlake webhooks replay`, which has no server.
+//!
+//! * [`webhook`]: a webhook delivery (base64 HMAC of the raw body).
+
+pub mod webhook;
