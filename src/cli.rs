@@ -143,6 +143,13 @@ pub enum Command {
         #[command(subcommand)]
         what: EvalWhat,
     },
+    /// The shops this server serves (the shop registry in `state_dir/shops.sqlite`, its
+    /// credentials sealed under `master_key`). OAuth installs add shops by themselves; a
+    /// custom app's shop is added here.
+    Shops {
+        #[command(subcommand)]
+        action: ShopsAction,
+    },
     /// Shopify webhooks: feed captured deliveries through the live path.
     Webhooks {
         #[command(subcommand)]
@@ -163,6 +170,38 @@ pub enum Command {
     Tables,
     /// Print the resolved configuration.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShopsAction {
+    /// Every shop with its status, grant and origins (never a credential).
+    List,
+    /// Install a shop of a custom app, or change one's settings: the fixed Admin token,
+    /// the storefront secret its theme signs shopper tokens with (a new random one is made
+    /// and printed once when the shop has none), and the storefront origins that may call
+    /// the chat API directly.
+    Add {
+        /// The shop's `*.myshopify.com` domain.
+        domain: String,
+        /// The custom app's Admin API access token (`shpat_…`).
+        #[arg(long)]
+        token: Option<String>,
+        /// The storefront secret (default: keep the shop's, or make one).
+        #[arg(long)]
+        storefront_secret: Option<String>,
+        /// A storefront origin besides `https://<domain>`, e.g. the shop's custom domain
+        /// (`https://shop.example.com`); repeat for more. Replaces the shop's list.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// The Admin API scopes the token grants, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// Forget a shop and its credentials (its data stays in the lake until `shop/redact`).
+    Remove { domain: String },
+    /// Seal every shop's credentials under `master_key` after a rotation; then
+    /// `previous_master_key` can be removed.
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     json,
                 },
         } => commands::sources::sync_shopify(&config, shop, full, since, poll_ms, json).await?,
+        Command::Shops { action } => commands::shops::shops(&config, action)?,
         Command::Import { format } => commands::sources::import(&config, format).await?,
         Command::Tables => commands::lake::tables(&config).await?,
         Command::Index { action } => return commands::index::index(&config, action).await,

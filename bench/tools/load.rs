@@ -226,7 +226,7 @@ async fn shopper(
                 let (number, email) = &orders[dice.below(orders.len())];
                 let started = pace.next(&mut dice).await;
                 let path = format!(
-                    "/v1/conversations/{}/verify",
+                    "/v1/conversations/{}/verify?shop={shop}",
                     conversation.as_deref().unwrap_or_default()
                 );
                 match connection

@@ -556,9 +556,16 @@ impl Generation {
     pub fn product_titles(&self) -> Vec<(String, String)> {
         self.passages
             .iter()
-            .filter(|p| p.doc_type == DocType::Product)
-            .filter_map(|p| Some((p.key.strip_prefix("product:")?.to_string(), p.title.clone())))
+            .filter_map(|p| self.product_title(p))
             .collect()
+    }
+
+    /// `(handle, title)` of `passage` if it is a product's (what entity extraction matches).
+    pub fn product_title(&self, passage: &Passage) -> Option<(String, String)> {
+        (passage.doc_type == DocType::Product)
+            .then(|| passage.key.strip_prefix("product:"))
+            .flatten()
+            .map(|handle| (handle.to_string(), passage.title.clone()))
     }
 }
 

@@ -44,10 +44,15 @@ pub struct Config {
     /// verification attempts, the handoff queue, the lake outbox) in one SQLite file.
     /// Env: `SUPPORTLAKE_STATE_DIR`.
     pub state_dir: PathBuf,
-    /// Secret shared with the storefront theme: it signs `customer_token`s (HMAC-SHA256 over
-    /// customer id, email and expiry). The default is public, for the demo only.
-    /// Env: `SUPPORTLAKE_STOREFRONT_SECRET`.
-    pub storefront_secret: String,
+    /// Key (32 bytes, base64) that seals every shop's credentials in the shop registry
+    /// (`state_dir/shops.sqlite`: storefront secrets, Admin tokens, refresh tokens). The
+    /// default is public, for the demo only; make one with `openssl rand -base64 32`.
+    /// Env: `SUPPORTLAKE_MASTER_KEY`.
+    pub master_key: String,
+    /// The master key before a rotation: rows sealed with it still open until
+    /// `supportlake shops rekey` has sealed them all under `master_key` (empty: none).
+    /// Env: `SUPPORTLAKE_PREVIOUS_MASTER_KEY`.
+    pub previous_master_key: String,
     /// Bearer token agents present to the handoff inbox (`/v1/handoffs`). The default is
     /// public, for the demo only. Env: `SUPPORTLAKE_AGENT_TOKEN`.
     pub agent_token: String,
@@ -82,8 +87,11 @@ pub struct Config {
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
 pub const DEMO_PII_HASH_KEY: &str = "supportlake-demo-key-not-for-production";
-/// The demo storefront secret: anybody can sign tokens with it.
+/// The demo storefront secret the demo shop is registered with: anybody can sign tokens
+/// with it.
 pub const DEMO_STOREFRONT_SECRET: &str = "supportlake-demo-storefront-secret";
+/// The demo master key: anybody can open a registry sealed with it.
+pub const DEMO_MASTER_KEY: &str = "c3VwcG9ydGxha2UtZGVtby1tYXN0ZXIta2V5LTAwMzI=";
 /// The demo agent token: anybody can read the handoff inbox with it.
 pub const DEMO_AGENT_TOKEN: &str = "supportlake-demo-agent-token";
 /// The demo analyst token: anybody can read the dashboard with it.
@@ -102,7 +110,8 @@ impl Default for Config {
             assets_dir: PathBuf::from("./vendor"),
             intents_dir: PathBuf::from("./data/intents"),
             state_dir: PathBuf::from("./data/server"),
-            storefront_secret: DEMO_STOREFRONT_SECRET.into(),
+            master_key: DEMO_MASTER_KEY.into(),
+            previous_master_key: String::new(),
             agent_token: DEMO_AGENT_TOKEN.into(),
             analyst_token: DEMO_ANALYST_TOKEN.into(),
             embedding_batch: 8,
@@ -127,7 +136,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("assets_dir", "SUPPORTLAKE_ASSETS_DIR"),
     ("intents_dir", "SUPPORTLAKE_INTENTS_DIR"),
     ("state_dir", "SUPPORTLAKE_STATE_DIR"),
-    ("storefront_secret", "SUPPORTLAKE_STOREFRONT_SECRET"),
+    ("master_key", "SUPPORTLAKE_MASTER_KEY"),
+    ("previous_master_key", "SUPPORTLAKE_PREVIOUS_MASTER_KEY"),
     ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
     ("analyst_token", "SUPPORTLAKE_ANALYST_TOKEN"),
     ("embedding_batch", "SUPPORTLAKE_EMBEDDING_BATCH"),
@@ -186,7 +196,8 @@ impl Config {
             "assets_dir" => self.assets_dir = value.into(),
             "intents_dir" => self.intents_dir = value.into(),
             "state_dir" => self.state_dir = value.into(),
-            "storefront_secret" => self.storefront_secret = value.into(),
+            "master_key" => self.master_key = value.into(),
+            "previous_master_key" => self.previous_master_key = value.into(),
             "agent_token" => self.agent_token = value.into(),
             "analyst_token" => self.analyst_token = value.into(),
             "shopify_client_secret" => self.shopify_client_secret = value.into(),
@@ -221,7 +232,8 @@ impl Config {
         };
         Self {
             pii_hash_key: hide(&self.pii_hash_key, DEMO_PII_HASH_KEY),
-            storefront_secret: hide(&self.storefront_secret, DEMO_STOREFRONT_SECRET),
+            master_key: hide(&self.master_key, DEMO_MASTER_KEY),
+            previous_master_key: hide(&self.previous_master_key, ""),
             agent_token: hide(&self.agent_token, DEMO_AGENT_TOKEN),
             analyst_token: hide(&self.analyst_token, DEMO_ANALYST_TOKEN),
             shopify_client_secret: hide(&self.shopify_client_secret, DEMO_SHOPIFY_CLIENT_SECRET),
@@ -257,7 +269,48 @@ pub fn lake_url_from(location: &str) -> Result<Url> {
     })
 }
 
+/// The secrets a server needs, with their public demo values.
+const SERVING_SECRETS: &[(&str, &str)] = &[
+    ("pii_hash_key", DEMO_PII_HASH_KEY),
+    ("master_key", DEMO_MASTER_KEY),
+    ("agent_token", DEMO_AGENT_TOKEN),
+    ("analyst_token", DEMO_ANALYST_TOKEN),
+    ("shopify_client_secret", DEMO_SHOPIFY_CLIENT_SECRET),
+];
+
 impl Config {
+    /// Fails closed before a server starts: every secret it needs is set, and a public
+    /// demo value is accepted only when the server listens on loopback, where nobody else
+    /// can reach it. The error names each setting at fault.
+    pub fn check_serving_secrets(&self, on_loopback: bool) -> Result<()> {
+        let value = |key: &str| match key {
+            "pii_hash_key" => &self.pii_hash_key,
+            "master_key" => &self.master_key,
+            "agent_token" => &self.agent_token,
+            "analyst_token" => &self.analyst_token,
+            _ => &self.shopify_client_secret,
+        };
+        let mut problems = Vec::new();
+        for (key, demo) in SERVING_SECRETS {
+            let set = value(key).trim();
+            if set.is_empty() {
+                problems.push(format!("{key} is empty"));
+            } else if set == *demo && !on_loopback {
+                problems.push(format!(
+                    "{key} is the public demo value, which is refused off loopback"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PipelineError::Config(format!(
+                "refusing to serve: {} (set each in supportlake.toml or its SUPPORTLAKE_* variable; docs/operations.md)",
+                problems.join("; ")
+            )))
+        }
+    }
+
     /// The Admin API's base URL for `shop` (its myshopify domain): `shopify_admin_url` when
     /// set (a proxy or a stand-in server), else the shop's own domain.
     pub fn admin_base_url(&self, shop: &str) -> String {
@@ -327,13 +380,35 @@ mod tests {
             demo.agent_token
         );
         config.agent_token = "s3cr3t-agent".into();
-        config.storefront_secret = "s3cr3t-theme".into();
+        config.master_key = "s3cr3t-master".into();
+        config.previous_master_key = "s3cr3t-old-master".into();
         config.pii_hash_key = "s3cr3t-key".into();
         config.shopify_client_secret = "s3cr3t-shopify".into();
         config.shopify_previous_client_secret = "s3cr3t-old-shopify".into();
         let printed = toml::to_string(&config.redacted()).unwrap();
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert_eq!(config.redacted().lake_url, config.lake_url);
+    }
+
+    #[test]
+    fn a_server_fails_closed_on_empty_secrets_and_on_demo_secrets_off_loopback() {
+        let demo = Config::default();
+        demo.check_serving_secrets(true).unwrap();
+        let error = demo.check_serving_secrets(false).unwrap_err().to_string();
+        for (key, _) in SERVING_SECRETS {
+            assert!(error.contains(&format!("{key} is the public demo value")), "{error}");
+        }
+        for (key, _) in SERVING_SECRETS {
+            let mut config = Config::default();
+            config.apply_override(key, "").unwrap();
+            let error = config.check_serving_secrets(true).unwrap_err().to_string();
+            assert!(error.contains(&format!("{key} is empty")), "{error}");
+        }
+        let mut real = Config::default();
+        for (key, _) in SERVING_SECRETS {
+            real.apply_override(key, &format!("private-{key}")).unwrap();
+        }
+        real.check_serving_secrets(false).unwrap();
     }
 
     #[test]

@@ -1,16 +1,21 @@
 /*
  * supportlake chat widget. One tag on the store's pages:
  *   <script src="https://SUPPORTLAKE-HOST/widget.js" data-shop="your-store.myshopify.com" defer></script>
- * Optional: data-customer-token (a signed storefront token, see README "For shoppers"),
- * data-open="true" (start open). No framework, no dependencies; talks to the chat API of
- * the server it was loaded from. The conversation survives a page reload (localStorage).
+ * Optional: data-api (where the chat API is: "/apps/supportlake" through Shopify's app
+ * proxy, as the theme app embed sets it; default: the server the script came from, which
+ * must then allow the page's origin), data-customer-token (a signed storefront token, see
+ * README "Signed-in shoppers"), data-open="true" (start open). No framework, no
+ * dependencies. The conversation survives a page reload (localStorage).
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script) return;
   var shop = script.getAttribute("data-shop");
-  var base = new URL(script.src, location.href).origin;
+  var api_base = script.getAttribute("data-api");
+  var base = api_base
+    ? new URL(api_base, location.href).href.replace(/\/$/, "")
+    : new URL(script.src, location.href).origin;
   var token = script.getAttribute("data-customer-token") || undefined;
   var key = "supportlake:" + shop;
   var saved = {};
@@ -100,7 +105,9 @@
   }
 
   function api(method, path, body) {
-    return fetch(base + path, {
+    // Every call names the shop: the server answers a conversation only within its shop.
+    var url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + "shop=" + encodeURIComponent(shop);
+    return fetch(url, {
       method: method,
       headers: body ? { "Content-Type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined
@@ -116,7 +123,9 @@
         return json;
       });
     }, function () {
-      showAlert("We can't reach the store's assistant right now. Check your connection; your message was not sent. Please try again in a moment.");
+      // A network failure and a page whose origin the server does not allow look the same
+      // from here (the browser hides which), so the message covers both.
+      showAlert("We can't reach the store's assistant from this page right now; your message was not sent. Check your connection and try again in a moment. If this keeps happening, the store has not enabled chat on this address.");
       var error = new Error("unreachable");
       error.code = "unreachable";
       throw error;

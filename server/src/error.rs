@@ -21,6 +21,10 @@ pub enum ServerError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A secret is missing, malformed, or does not open what it should (the shop
+    /// registry's master key, a sealed row).
+    #[error("secrets: {0}")]
+    Secrets(String),
     /// The server is up but has nothing to answer with yet (no index generation).
     #[error("not ready: {0}")]
     NotReady(String),

@@ -82,11 +82,13 @@ pub use embedding::QueryEmbedder;
 pub use error::{AppError, ServerError};
 pub use http::router;
 pub use lake_writer::replay::{Replayed, replay};
+pub use state::shops;
 
 use crate::conversation::answer::{self, Cited, Source, Understanding};
 use crate::lake_writer::acknowledger::Acknowledger;
 use crate::lake_writer::applier::{Applier, Model};
 use crate::metrics::Metrics;
+use crate::state::shops::ShopRegistry;
 use crate::state::{ChatStore, WebhookStore};
 
 /// Passages retrieved per turn (recorded with their scores; the best are cited).
@@ -106,18 +108,26 @@ const APPLY_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct LoadedIndex {
     pub(crate) generation: Generation,
     /// `(handle, title)` of its products, for entity extraction.
-    products: Vec<(String, String)>,
-    by_key: HashMap<String, usize>,
+    products: HashMap<String, Vec<(String, String)>>,
+    /// `(shop, key)` → passage: a key is unique within a shop only, and a shop's answer must
+    /// never cite another's passage.
+    by_key: HashMap<(String, String), usize>,
 }
 
 impl LoadedIndex {
     fn new(generation: Generation) -> Self {
-        let products = generation.product_titles();
+        let mut products: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for p in &generation.passages {
+            products
+                .entry(p.shop_id.clone())
+                .or_default()
+                .extend(generation.product_title(p));
+        }
         let by_key = generation
             .passages
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.key.clone(), i))
+            .map(|(i, p)| ((p.shop_id.clone(), p.key.clone()), i))
             .collect();
         Self {
             generation,
@@ -126,9 +136,14 @@ impl LoadedIndex {
         }
     }
 
-    /// A whole passage by key.
-    pub(crate) fn passage(&self, key: &str) -> Option<Cited> {
-        let p = &self.generation.passages[*self.by_key.get(key)?];
+    /// `(handle, title)` of `shop`'s products.
+    pub(crate) fn products_of(&self, shop: &str) -> &[(String, String)] {
+        self.products.get(shop).map_or(&[], Vec::as_slice)
+    }
+
+    /// A whole passage of `shop` by key.
+    pub(crate) fn passage(&self, shop: &str, key: &str) -> Option<Cited> {
+        let p = &self.generation.passages[*self.by_key.get(&(shop.to_string(), key.to_string()))?];
         Some(Cited {
             source: Source {
                 doc_key: p.key.clone(),
@@ -152,6 +167,7 @@ struct Inner {
     chat: Arc<ChatStore>,
     webhooks: Arc<WebhookStore>,
     acknowledger: Acknowledger,
+    shops: Arc<ShopRegistry>,
     lake: Lake,
     queries: QueryEmbedder,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -194,6 +210,7 @@ impl AppState {
         let chat = Arc::new(ChatStore::open(&config.state_dir)?);
         let webhooks = Arc::new(WebhookStore::open(&config.state_dir)?);
         let acknowledger = Acknowledger::start(webhooks.clone())?;
+        let shops = Arc::new(ShopRegistry::open_configured(config)?);
         let snapshot = Snapshot::load(&lake).await?;
         let index = match IndexDir::new(&config.index_dir).open_current() {
             Ok(generation) => Some(Arc::new(LoadedIndex::new(generation))),
@@ -206,6 +223,7 @@ impl AppState {
                 chat,
                 webhooks,
                 acknowledger,
+                shops,
                 lake,
                 queries,
                 snapshot: RwLock::new(Arc::new(snapshot)),
@@ -236,6 +254,11 @@ impl AppState {
     /// The webhook store (acknowledged deliveries waiting for the lake).
     pub(crate) fn webhooks(&self) -> &WebhookStore {
         &self.inner.webhooks
+    }
+
+    /// The shops served (`shops.sqlite`).
+    pub(crate) fn shops(&self) -> &ShopRegistry {
+        &self.inner.shops
     }
 
     pub(crate) fn acknowledger(&self) -> &Acknowledger {
@@ -280,7 +303,7 @@ impl AppState {
         tokio::task::spawn_blocking(move || {
             let generation = &index.generation;
             let classification = generation.classifier().classify(&message, &vector);
-            let entities = index::classifier::entities(&message, &index.products);
+            let entities = index::classifier::entities(&message, index.products_of(&shop));
             let filter = Filter {
                 shop: Some(shop),
                 doc_types: Vec::new(),
@@ -313,9 +336,13 @@ impl AppState {
         .map_err(|e| ServerError::NotReady(format!("answering task failed: {e}")))?
     }
 
-    /// Switches to a new generation when `CURRENT` has moved, and reloads the commerce
-    /// snapshot when a commerce table changed. Returns what it reloaded.
+    /// Switches to a new generation when `CURRENT` has moved, reloads the commerce
+    /// snapshot when a commerce table changed, and the shop registry when another process
+    /// (`supportlake shops …`) wrote it. Returns what it reloaded of the first two.
     async fn refresh(&self) -> Result<(bool, bool), ServerError> {
+        if self.inner.shops.reload_if_changed()? {
+            tracing::info!(shops = self.inner.shops.all().len(), "reloaded the shop registry");
+        }
         let dir = IndexDir::new(&self.inner.config.index_dir);
         let live = self.index().ok().map(|i| i.generation.name.clone());
         let current = dir.current()?;
@@ -354,6 +381,7 @@ impl AppState {
             inner.chat.clone(),
             inner.webhooks.clone(),
             inner.acknowledger.clone(),
+            inner.shops.clone(),
             Model::Shared(self.model()),
         )
     }

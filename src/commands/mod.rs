@@ -6,6 +6,7 @@ pub mod index;
 pub mod lake;
 pub mod report;
 pub mod serve;
+pub mod shops;
 pub mod sources;
 
 use std::io::IsTerminal;

@@ -11,16 +11,20 @@ use index::generation::IndexDir;
 use index::search::HitList;
 use pipeline::sql::{Format, SqlEngine, render};
 use pipeline::{Config, Lake};
+use server::shops::{Credentials, ShopKind, ShopRegistry};
 
 use super::lake::ingest_with_progress;
 
 /// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
 pub async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
-    let state = server::AppState::from_config(config).await?;
     let address = listen.unwrap_or_else(|| config.listen.clone());
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    // Before anything is loaded: a server that would answer with forgeable or public
+    // secrets does not start at all.
+    config.check_serving_secrets(listener.local_addr()?.ip().is_loopback())?;
+    let state = server::AppState::from_config(config).await?;
     let url = format!("http://{}", listener.local_addr()?);
     println!(
         "
@@ -105,6 +109,28 @@ async fn demo_index(config: &Config, lake: &Lake) -> Result<()> {
     Ok(())
 }
 
+/// Installs the lake's shops that the registry lacks as custom-app shops with the public
+/// demo storefront secret, so the demo answers as before; `serve` refuses that secret's
+/// companions off loopback, so this never reaches a real deployment unnoticed.
+async fn register_demo_shops(config: &Config, lake: &Lake) -> Result<()> {
+    let registry = ShopRegistry::open_configured(config)?;
+    let snapshot = server::Snapshot::load(lake).await?;
+    for shop in &snapshot.shops {
+        if registry.get(&shop.id).is_none() {
+            let credentials = Credentials {
+                storefront_secret: pipeline::config::DEMO_STOREFRONT_SECRET.into(),
+                ..Credentials::default()
+            };
+            registry.install(&shop.id, ShopKind::Custom, Vec::new(), credentials, chrono::Utc::now())?;
+            println!(
+                "Registered the demo shop {} (supportlake shops list).",
+                shop.id
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn demo(config: &Config, store: &Path) -> Result<()> {
     if !store.join("export.json").exists() {
         bail!(
@@ -129,6 +155,7 @@ pub async fn demo(config: &Config, store: &Path) -> Result<()> {
             lake.url()
         );
     }
+    register_demo_shops(config, &lake).await?;
     let engine = SqlEngine::open(&lake).await?;
     for (question, sql) in pipeline::sql::DEMO_QUERIES {
         println!("\n## {question}\n$ supportlake sql \"{sql}\"");

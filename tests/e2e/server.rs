@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{ok, root};
 use crate::serving::*;
-use testkit::{SHOP_B, copy_dir, in_transit, orders};
+use testkit::{SHOP_B, copy_dir, in_transit, orders, sign_token};
 
 fn reply(body: &Value) -> &Value {
     &body["reply"]
@@ -55,7 +55,7 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     );
 
     let (status, verified) = server.post(
-        &format!("/v1/conversations/{conversation}/verify"),
+        &format!("/v1/conversations/{conversation}/verify?shop={SHOP}"),
         &json!({"order_number": number, "email": email.to_uppercase()}),
     );
     assert_eq!(status, 200, "{verified}");
@@ -76,7 +76,7 @@ fn order_status_is_withheld_until_verified_then_shows_carrier_and_tracking() {
     let locked_out = second["conversation_id"].as_str().unwrap();
     let verify = |order: &str, email: &str| {
         server.post(
-            &format!("/v1/conversations/{locked_out}/verify"),
+            &format!("/v1/conversations/{locked_out}/verify?shop={SHOP}"),
             &json!({"order_number": order, "email": email}),
         )
     };
@@ -135,7 +135,7 @@ fn a_return_question_applies_the_policy_window_to_the_real_delivery_date() {
     let conversation = first["conversation_id"].as_str().unwrap();
     assert_eq!(reply(&first)["needs_verification"], true, "{first}");
     let (_, verified) = server.post(
-        &format!("/v1/conversations/{conversation}/verify"),
+        &format!("/v1/conversations/{conversation}/verify?shop={SHOP}"),
         &json!({"order_number": number, "email": order["email"]}),
     );
     let answer = verified["reply"]["text"].as_str().unwrap();
@@ -174,14 +174,7 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
     let customer = order["customer"]["id"].as_i64().unwrap();
     let email = order["email"].as_str().unwrap();
     let expires = Utc::now().timestamp() + 600;
-    let message = format!("{customer}:{email}:{expires}");
-    let token = {
-        use hmac::Mac;
-        let mut mac =
-            hmac::Hmac::<sha2::Sha256>::new_from_slice(STOREFRONT_SECRET.as_bytes()).unwrap();
-        mac.update(message.as_bytes());
-        format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
-    };
+    let token = sign_token(STOREFRONT_SECRET, SHOP, customer, email, expires);
     let (status, first) = server.post(
         "/v1/chat",
         &json!({"shop": SHOP, "message": "where is my order?", "customer_token": token}),
@@ -263,7 +256,7 @@ fn asking_for_a_person_hands_off_with_history_and_identity_to_the_agent_inbox() 
         Some(&json!({"text": "Hi, Sam here. Let me check."})),
     );
     assert_eq!(status, 200);
-    let (_, thread) = server.get(&format!("/v1/conversations/{conversation}"));
+    let (_, thread) = server.get(&format!("/v1/conversations/{conversation}?shop={SHOP}"));
     let last = thread["messages"]
         .as_array()
         .unwrap()
@@ -340,12 +333,12 @@ fn policy_before_verification_typed_verification_feedback_resolve_and_repeated_f
         "{typed}"
     );
     let (status, _) = server.post(
-        &format!("/v1/conversations/{conversation}/feedback"),
+        &format!("/v1/conversations/{conversation}/feedback?shop={SHOP}"),
         &json!({"helpful": true}),
     );
     assert_eq!(status, 200);
     let (status, resolved) = server.post(
-        &format!("/v1/conversations/{conversation}/resolve"),
+        &format!("/v1/conversations/{conversation}/resolve?shop={SHOP}"),
         &json!({}),
     );
     assert_eq!(
@@ -400,7 +393,7 @@ fn shops_are_isolated() {
     let first = server.chat(None, &format!("where is my order #{number}"));
     let conversation = first["conversation_id"].as_str().unwrap();
     let (_, verified) = server.post(
-        &format!("/v1/conversations/{conversation}/verify"),
+        &format!("/v1/conversations/{conversation}/verify?shop={SHOP}"),
         &json!({"order_number": number, "email": email}),
     );
     assert_eq!(verified["verified"], true, "{verified}");
@@ -422,7 +415,7 @@ fn shops_are_isolated() {
     assert_eq!(other["reply"]["needs_verification"], true, "{other}");
     let other_conversation = other["conversation_id"].as_str().unwrap();
     let (_, refused) = server.post(
-        &format!("/v1/conversations/{other_conversation}/verify"),
+        &format!("/v1/conversations/{other_conversation}/verify?shop={SHOP_B}"),
         &json!({"order_number": number, "email": email}),
     );
     assert_eq!(
@@ -507,7 +500,7 @@ fn a_crash_loses_no_state_and_every_turn_reaches_the_lake() {
     let first = server.chat(None, &format!("where is my order #{number}"));
     let conversation = first["conversation_id"].as_str().unwrap().to_string();
     let (_, verified) = server.post(
-        &format!("/v1/conversations/{conversation}/verify"),
+        &format!("/v1/conversations/{conversation}/verify?shop={SHOP}"),
         &json!({"order_number": number, "email": order["email"]}),
     );
     assert_eq!(verified["verified"], true);
@@ -524,7 +517,7 @@ fn a_crash_loses_no_state_and_every_turn_reaches_the_lake() {
     );
     assert_eq!(reply(&again)["intent"], "order_status", "{again}");
     let (status, _) = server.post(
-        &format!("/v1/conversations/{conversation}/csat"),
+        &format!("/v1/conversations/{conversation}/csat?shop={SHOP}"),
         &json!({"score": 5}),
     );
     assert_eq!(status, 200);
@@ -1168,7 +1161,7 @@ fn customers_redact_removes_the_customer_from_lake_state_and_old_files() {
     let first = server.chat(None, &format!("where is my order #{number}?"));
     let chat = first["conversation_id"].as_str().unwrap().to_string();
     let (status, verified) = server.post(
-        &format!("/v1/conversations/{chat}/verify"),
+        &format!("/v1/conversations/{chat}/verify?shop={SHOP}"),
         &json!({"order_number": number.to_string(), "email": email}),
     );
     assert_eq!(
@@ -1196,7 +1189,7 @@ fn customers_redact_removes_the_customer_from_lake_state_and_old_files() {
         "SELECT count(*) FROM privacy_audit WHERE action = 'customer_redacted'",
         1,
     );
-    let (status, gone) = server.get(&format!("/v1/conversations/{chat}"));
+    let (status, gone) = server.get(&format!("/v1/conversations/{chat}?shop={SHOP}"));
     assert_eq!(
         status, 404,
         "the live conversation is forgotten too: {gone}"

@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use testkit::{copy_dir, second_shop};
+use testkit::{SHOP_B, copy_dir, second_shop};
 
 use crate::common::{demo_index, ok, ok_with_index, root};
 
 /// The demo store's shop, the one most tests talk to.
 pub const SHOP: &str = testkit::SHOP_A;
 pub const AGENT_TOKEN: &str = "test-agent-token";
+/// The storefront secrets the two shops are installed with.
 pub const STOREFRONT_SECRET: &str = "test-storefront-secret";
+pub const STOREFRONT_SECRET_B: &str = "test-storefront-secret-of-summit-supply";
 /// The secret of Shopify's own test vectors, so the fixtures' signatures apply.
 pub const WEBHOOK_SECRET: &str = "test_secret_key";
 pub const PREVIOUS_WEBHOOK_SECRET: &str = "test_previous_secret";
@@ -81,13 +83,26 @@ impl Server {
     }
 
     pub fn start_in(dir: PathBuf, lake: PathBuf, index: PathBuf) -> Self {
+        // Both shops installed as custom-app shops, each with a storefront secret of its own.
+        for (shop, secret) in [(SHOP, STOREFRONT_SECRET), (SHOP_B, STOREFRONT_SECRET_B)] {
+            let added = Command::new(env!("CARGO_BIN_EXE_supportlake"))
+                .current_dir(root())
+                .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
+                .args(["shops", "add", shop, "--storefront-secret", secret])
+                .output()
+                .unwrap();
+            assert!(
+                added.status.success(),
+                "shops add {shop}: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_supportlake"))
             .current_dir(root())
             .env("SUPPORTLAKE_LAKE_URL", &lake)
             .env("SUPPORTLAKE_INDEX_DIR", &index)
             .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
             .env("SUPPORTLAKE_AGENT_TOKEN", AGENT_TOKEN)
-            .env("SUPPORTLAKE_STOREFRONT_SECRET", STOREFRONT_SECRET)
             .env("SUPPORTLAKE_SHOPIFY_CLIENT_SECRET", WEBHOOK_SECRET)
             .env(
                 "SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET",

@@ -147,6 +147,9 @@ pub enum Effect {
         deletes: Vec<(&'static str, String)>,
     },
     Privacy(PrivacyRequest),
+    /// `app/uninstalled`: the merchant removed the app. The shop's tokens go and nothing
+    /// of it is served or synced any more; its data stays until `shop/redact`.
+    Uninstalled,
     /// A topic supportlake does not map: kept raw only.
     KeptRaw,
 }
@@ -242,6 +245,7 @@ pub fn effect(ctx: &Context, delivery: &Delivery) -> Result<Effect, Reason> {
             }))
         }
         "shop/redact" => Ok(Effect::Privacy(PrivacyRequest::RedactShop)),
+        "app/uninstalled" => Ok(Effect::Uninstalled),
         _ => Ok(Effect::KeptRaw),
     }
 }
@@ -381,6 +385,10 @@ mod tests {
     fn unmapped_topics_are_kept_raw_and_bad_payloads_explain_themselves() {
         assert_eq!(
             effect(&ctx(), &delivery("app/uninstalled", &json!({}))).unwrap(),
+            Effect::Uninstalled
+        );
+        assert_eq!(
+            effect(&ctx(), &delivery("themes/publish", &json!({}))).unwrap(),
             Effect::KeptRaw
         );
         let reason = effect(&ctx(), &delivery("orders/create", &json!({"id": "x"}))).unwrap_err();

@@ -103,7 +103,7 @@ impl Turn<'_> {
             match self.verify(tx, conversation, &number, &email, client)? {
                 Verification::Verified => {
                     if let Some(pending) = conversation.pending.take() {
-                        understood = self.restore(&pending, understood);
+                        understood = self.restore(&conversation.shop_id, &pending, understood);
                         question = pending.message;
                     }
                 }
@@ -136,11 +136,19 @@ impl Turn<'_> {
 
     /// The understanding of a question that waited for verification: its own intent and
     /// entities (retrieval is not needed for order intents).
-    pub fn restore(&self, pending: &Pending, understood: Understanding) -> Understanding {
+    pub fn restore(
+        &self,
+        shop: &str,
+        pending: &Pending,
+        understood: Understanding,
+    ) -> Understanding {
         Understanding {
             intent: pending.intent.clone(),
             confidence: pending.confidence,
-            entities: index::classifier::entities(&pending.message, &self.index.products),
+            entities: index::classifier::entities(
+                &pending.message,
+                self.index.products_of(shop),
+            ),
             hits: understood.hits,
         }
     }
@@ -151,7 +159,7 @@ impl Turn<'_> {
         message: &str,
         understood: &Understanding,
     ) -> Answer {
-        let passage = |key: &str| self.index.passage(key);
+        let passage = |key: &str| self.index.passage(&conversation.shop_id, key);
         let ctx = Context {
             shop: &conversation.shop_id,
             snapshot: self.snapshot,

@@ -1,10 +1,15 @@
 //! Who the shopper is, proved one of two ways:
 //!
-//! * **Storefront token.** A logged-in shopper's theme signs `customer_id:email:expires`
-//!   with the shop's storefront secret (HMAC-SHA256, hex) and passes
-//!   `customer_id:email:expires:signature` as `customer_token`. The server recomputes the MAC
-//!   and compares it in constant time; an expired or altered token is refused. The theme
-//!   snippet is in README.md ("Signed-in shoppers").
+//! * **Storefront token.** A logged-in shopper's theme signs `shop:customer_id:email:expires`
+//!   with **that shop's** storefront secret (HMAC-SHA256, hex; the secret is in the shop
+//!   registry) and passes `shop:customer_id:email:expires:signature` as `customer_token`.
+//!   The server refuses a token that names another shop than the request's before it looks
+//!   at the signature, recomputes the MAC with the request's shop's secret and compares it
+//!   in constant time; an expired token, or one that lives longer than
+//!   [`TOKEN_MAX_LIFETIME_SECONDS`], is refused. The theme snippet is in README.md
+//!   ("Signed-in shoppers").
+//! * **App proxy.** A request Shopify forwarded and signed for a shop with a
+//!   `logged_in_customer_id` proves that customer of that shop (`crate::shopify::proxy`).
 //! * **Order number + email.** The email is turned into the lake's keyed hash and compared
 //!   with the order's in constant time. Whether the order does not exist or the email is
 //!   wrong, the shopper gets the same answer, so order numbers cannot be probed; failures are
@@ -34,31 +39,50 @@ pub const ADDRESS_ATTEMPTS: i64 = 20;
 /// The window and the cool-down after hitting a limit.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
 
+/// The longest a storefront token may live: a theme signs a fresh one with every page, so
+/// a token that claims a day is either a mistake or minted to be replayed.
+pub const TOKEN_MAX_LIFETIME_SECONDS: i64 = 24 * 3600;
+
 /// Why a storefront token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
+    /// Signed for another shop than the one the request is for.
+    OtherShop,
     BadSignature,
     Expired,
+    /// Expires further ahead than [`TOKEN_MAX_LIFETIME_SECONDS`].
+    TooLong,
 }
 
-/// Checks a `customer_token` and returns the identity it proves.
+/// Checks a `customer_token` for `shop` (its domain) with the shop's storefront `secret`,
+/// and returns the identity it proves.
 pub fn verify_token(
+    shop: &str,
     secret: &str,
     pii_key: &str,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Identity, TokenError> {
-    // customer_id:email:expires:signature — the email may itself hold ':' in theory, so the
-    // fixed fields are taken from both ends.
+    // shop:customer_id:email:expires:signature. A shop domain holds no ':', an email could
+    // in theory, so the shop and customer are taken from the front, the rest from the end.
     let (signed, signature) = token.rsplit_once(':').ok_or(TokenError::Malformed)?;
     let (rest, expires) = signed.rsplit_once(':').ok_or(TokenError::Malformed)?;
+    let (named_shop, rest) = rest.split_once(':').ok_or(TokenError::Malformed)?;
     let (customer, email) = rest.split_once(':').ok_or(TokenError::Malformed)?;
     let customer_id: i64 = customer.parse().map_err(|_| TokenError::Malformed)?;
     let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
     let signature = hex::decode(signature).map_err(|_| TokenError::Malformed)?;
-    if email.is_empty() {
+    if email.is_empty() || named_shop.is_empty() {
         return Err(TokenError::Malformed);
+    }
+    if !named_shop.eq_ignore_ascii_case(shop) {
+        return Err(TokenError::OtherShop);
+    }
+    // An empty secret would make every signature forgeable: a shop without one accepts no
+    // token at all.
+    if secret.is_empty() {
+        return Err(TokenError::BadSignature);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(signed.as_bytes());
@@ -68,12 +92,26 @@ pub fn verify_token(
     if expires <= now.timestamp() {
         return Err(TokenError::Expired);
     }
+    if expires - now.timestamp() > TOKEN_MAX_LIFETIME_SECONDS {
+        return Err(TokenError::TooLong);
+    }
     Ok(Identity {
         customer_id: Some(customer_id),
         email_hash: pipeline::pii::email_hash(pii_key, email),
         order_id: None,
         via: "customer_token".into(),
     })
+}
+
+/// The identity a verified app proxy request proves: a signed-in customer of its shop,
+/// with no email (Shopify sends none; orders are matched by customer id).
+pub fn proxied_identity(customer_id: i64) -> Identity {
+    Identity {
+        customer_id: Some(customer_id),
+        email_hash: String::new(),
+        order_id: None,
+        via: "app_proxy".into(),
+    }
 }
 
 /// Checks an order number and email against the shop's orders. `None` for every kind of
@@ -169,66 +207,80 @@ impl Turn<'_> {
 
 #[cfg(test)]
 mod tests {
+    use testkit::sign_token;
+
     use super::*;
 
     const SECRET: &str = "theme-secret";
     const KEY: &str = "pii-key";
-
-    /// The message a theme signs: `customer_id:email:expires` (expiry in unix seconds).
-    fn token_message(customer_id: i64, email: &str, expires: i64) -> String {
-        format!("{customer_id}:{email}:{expires}")
-    }
-
-    /// Signs a token as a theme would.
-    fn sign_token(secret: &str, customer_id: i64, email: &str, expires: i64) -> String {
-        let message = token_message(customer_id, email, expires);
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-        mac.update(message.as_bytes());
-        format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
-    }
+    const SHOP: &str = "ridgeline-outfitters.myshopify.com";
+    const OTHER: &str = "summit-supply.myshopify.com";
 
     #[test]
     fn a_signed_token_verifies_and_any_change_is_refused() {
         let now = Utc::now();
         let expires = now.timestamp() + 600;
-        let token = sign_token(SECRET, 42, "ana@example.com", expires);
-        let identity = verify_token(SECRET, KEY, &token, now).unwrap();
+        let token = sign_token(SECRET, SHOP, 42, "ana@example.com", expires);
+        let identity = verify_token(SHOP, SECRET, KEY, &token, now).unwrap();
         assert_eq!(identity.customer_id, Some(42));
         assert_eq!(
             identity.email_hash,
             pipeline::pii::email_hash(KEY, "ana@example.com")
         );
-        let altered = token.replacen("42:", "43:", 1);
+        let check = |token: &str| verify_token(SHOP, SECRET, KEY, token, now);
+        assert_eq!(check(&token.replacen(":42:", ":43:", 1)), Err(TokenError::BadSignature));
+        assert_eq!(check(&token.replace("ana@", "eve@")), Err(TokenError::BadSignature));
         assert_eq!(
-            verify_token(SECRET, KEY, &altered, now),
-            Err(TokenError::BadSignature)
-        );
-        let other_email = token.replace("ana@", "eve@");
-        assert_eq!(
-            verify_token(SECRET, KEY, &other_email, now),
+            verify_token(SHOP, "other-secret", KEY, &token, now),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            verify_token("other-secret", KEY, &token, now),
-            Err(TokenError::BadSignature)
+            verify_token(SHOP, "", KEY, &sign_token("", SHOP, 42, "ana@example.com", expires), now),
+            Err(TokenError::BadSignature),
+            "an empty secret signs nothing"
         );
         assert_eq!(
-            verify_token(SECRET, KEY, "42:ana@example.com:notanumber:00", now),
+            check(&format!("{SHOP}:42:ana@example.com:notanumber:00")),
             Err(TokenError::Malformed)
         );
+        assert_eq!(check("42:ana@example.com:1:00"), Err(TokenError::Malformed));
+        assert_eq!(check("garbage"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_for_another_shop_is_refused_even_with_that_shops_valid_signature() {
+        let now = Utc::now();
+        let theirs = sign_token("their-secret", OTHER, 42, "ana@example.com", now.timestamp() + 600);
         assert_eq!(
-            verify_token(SECRET, KEY, "garbage", now),
-            Err(TokenError::Malformed)
+            verify_token(SHOP, SECRET, KEY, &theirs, now),
+            Err(TokenError::OtherShop)
+        );
+        // Re-labelled for this shop, the signature no longer matches.
+        let relabelled = theirs.replacen(OTHER, SHOP, 1);
+        assert_eq!(
+            verify_token(SHOP, SECRET, KEY, &relabelled, now),
+            Err(TokenError::BadSignature)
         );
     }
 
     #[test]
-    fn an_expired_token_is_refused_even_when_signed() {
+    fn expired_and_overlong_tokens_are_refused_even_when_signed() {
         let now = Utc::now();
-        let token = sign_token(SECRET, 42, "ana@example.com", now.timestamp() - 1);
+        let expired = sign_token(SECRET, SHOP, 42, "ana@example.com", now.timestamp() - 1);
         assert_eq!(
-            verify_token(SECRET, KEY, &token, now),
+            verify_token(SHOP, SECRET, KEY, &expired, now),
             Err(TokenError::Expired)
+        );
+        let forever = sign_token(
+            SECRET,
+            SHOP,
+            42,
+            "ana@example.com",
+            now.timestamp() + TOKEN_MAX_LIFETIME_SECONDS + 1,
+        );
+        assert_eq!(
+            verify_token(SHOP, SECRET, KEY, &forever, now),
+            Err(TokenError::TooLong)
         );
     }
 }

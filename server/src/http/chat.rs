@@ -11,9 +11,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::extract::ApiJson;
+use super::storefront::Caller;
 use crate::AppState;
 use crate::conversation::turn::{Reply, Turn};
-use crate::conversation::verification::{TokenError, verify_token};
+use crate::conversation::verification::{
+    TOKEN_MAX_LIFETIME_SECONDS, TokenError, proxied_identity, verify_token,
+};
 use crate::error::AppError;
 use crate::state::chat::{self, Conversation, Status};
 
@@ -23,7 +26,9 @@ pub const MESSAGE_LIMIT: usize = 2000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    pub shop: String,
+    /// The shop's myshopify domain (or a domain the lake knows for it). Through the app
+    /// proxy it may be left out: the signed `shop` decides.
+    pub shop: Option<String>,
     pub conversation_id: Option<String>,
     pub message: String,
     pub customer_token: Option<String>,
@@ -35,13 +40,6 @@ pub struct ChatResponse {
     pub reply: Reply,
 }
 
-pub(super) fn unknown_shop(shop: &str) -> AppError {
-    AppError::not_found(
-        "unknown_shop",
-        format!("this server does not answer for shop {shop:?}"),
-    )
-}
-
 fn token_error(error: TokenError) -> AppError {
     match error {
         TokenError::Expired => AppError::unauthorized(
@@ -51,6 +49,17 @@ fn token_error(error: TokenError) -> AppError {
         TokenError::Malformed | TokenError::BadSignature => AppError::unauthorized(
             "invalid_customer_token",
             "the customer token is not valid for this shop",
+        ),
+        TokenError::OtherShop => AppError::unauthorized(
+            "token_for_another_shop",
+            "the customer token was signed for another shop",
+        ),
+        TokenError::TooLong => AppError::unauthorized(
+            "customer_token_lifetime_too_long",
+            format!(
+                "the customer token lives longer than {} hours; sign a short-lived one with each page",
+                TOKEN_MAX_LIFETIME_SECONDS / 3600
+            ),
         ),
     }
 }
@@ -77,30 +86,29 @@ pub(super) fn checked_message(message: &str) -> Result<String, AppError> {
 pub async fn chat(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    caller: Caller,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Json<ChatResponse>, AppError> {
     let started = Instant::now();
     let message = checked_message(&request.message)?;
+    let tenant = caller.tenant(&state, request.shop.as_deref())?;
+    let shop = tenant.id().to_string();
     let snapshot = state.snapshot();
-    let shop = snapshot
-        .shop(&request.shop)
-        .ok_or_else(|| unknown_shop(&request.shop))?
-        .id
-        .clone();
     let now = Utc::now();
-    let token_identity = request
-        .customer_token
-        .as_deref()
-        .map(|token| {
+    let token_identity = match (&request.customer_token, tenant.proxied_customer) {
+        (_, Some(customer)) => Some(proxied_identity(customer)),
+        (Some(token), None) => Some(
             verify_token(
-                &state.config().storefront_secret,
+                &shop,
+                &tenant.shop.credentials.storefront_secret,
                 &state.config().pii_hash_key,
                 token,
                 now,
             )
-        })
-        .transpose()
-        .map_err(token_error)?;
+            .map_err(token_error)?,
+        ),
+        (None, None) => None,
+    };
     let index = state.index()?;
     let understood = state
         .understand(index.clone(), message.clone(), shop.clone())

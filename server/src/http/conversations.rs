@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::ApiJson;
+use super::storefront::{Caller, Tenant};
 use crate::AppState;
 use crate::conversation::answer::Understanding;
 use crate::conversation::turn::{Turn, save_conversation};
@@ -41,16 +42,24 @@ pub struct CsatRequest {
     pub comment: Option<String>,
 }
 
-pub(super) fn existing(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Conversation, AppError> {
-    chat::conversation(tx, None, id)?.ok_or_else(AppError::unknown_conversation)
+/// The conversation `id` of the request's shop: one of another shop is as unknown as one
+/// that does not exist.
+fn existing(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Conversation, AppError> {
+    chat::conversation(tx, Some(tenant.id()), id)?.ok_or_else(AppError::unknown_conversation)
 }
 
 pub async fn messages(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
+    let tenant = caller.tenant(&state, None)?;
     state.chat().transaction(|tx| {
-        let conversation = existing(tx, &id)?;
+        let conversation = existing(tx, &tenant, &id)?;
         let messages: Vec<Value> = chat::messages(tx, &id, None)?
             .into_iter()
             .map(|m| json!({"seq": m.seq, "role": m.role, "author": m.author, "text": m.text, "created_at": m.created_at}))
@@ -66,10 +75,12 @@ pub async fn messages(
 
 pub async fn verify(
     State(state): State<AppState>,
+    caller: Caller,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Json<Value>, AppError> {
+    let tenant = caller.tenant(&state, None)?;
     let started = Instant::now();
     if request.order_number.trim().is_empty() || request.email.trim().is_empty() {
         return Err(AppError::bad_request(
@@ -81,7 +92,7 @@ pub async fn verify(
     let index = state.index()?;
     let now = Utc::now();
     state.chat().transaction(|tx| {
-        let mut conversation = existing(tx, &id)?;
+        let mut conversation = existing(tx, &tenant, &id)?;
         let turn = Turn {
             state: &state,
             snapshot: &snapshot,
@@ -112,6 +123,7 @@ pub async fn verify(
                     return Ok(Json(json!({"verified": true})));
                 };
                 let understood = turn.restore(
+                    &conversation.shop_id,
                     &pending,
                     Understanding {
                         intent: String::new(),
@@ -130,12 +142,14 @@ pub async fn verify(
 
 pub async fn feedback(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<FeedbackRequest>,
 ) -> Result<Json<Value>, AppError> {
+    let tenant = caller.tenant(&state, None)?;
     let now = Utc::now().timestamp_micros();
     state.chat().transaction(|tx| {
-        let mut conversation = existing(tx, &id)?;
+        let mut conversation = existing(tx, &tenant, &id)?;
         let Some(mut turn) = conversation.last_turn.take() else {
             return Err(AppError::conflict(
                 "no_answer_yet",
@@ -153,9 +167,11 @@ pub async fn feedback(
 
 pub async fn csat(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CsatRequest>,
 ) -> Result<Json<Value>, AppError> {
+    let tenant = caller.tenant(&state, None)?;
     if !(1..=5).contains(&request.score) {
         return Err(AppError::bad_request(
             "invalid_score",
@@ -164,7 +180,7 @@ pub async fn csat(
     }
     let now = Utc::now();
     state.chat().transaction(|tx| {
-        let conversation = existing(tx, &id)?;
+        let conversation = existing(tx, &tenant, &id)?;
         enqueue_row(
             tx,
             &records::csat_row(
@@ -180,11 +196,13 @@ pub async fn csat(
 
 pub async fn resolve(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
+    let tenant = caller.tenant(&state, None)?;
     let now = Utc::now();
     state.chat().transaction(|tx| {
-        let mut conversation = existing(tx, &id)?;
+        let mut conversation = existing(tx, &tenant, &id)?;
         if conversation.status == Status::HandedOff {
             return Err(AppError::conflict(
                 "handed_off",

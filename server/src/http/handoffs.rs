@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth;
-use super::chat::{checked_message, unknown_shop};
+use super::chat::checked_message;
+use super::storefront::unknown_shop;
 use super::extract::ApiJson;
 use crate::AppState;
 use crate::conversation::inbox::{self, InboxError};

@@ -2,7 +2,8 @@
 //! table and its OpenAPI document ([`openapi`]), the JSON body extractor ([`extract`]), the
 //! bearer checks ([`auth`]), and the handlers with the bodies they take and give:
 //! [`health`], [`chat`], [`conversations`], [`handoffs`] (the agents' inbox), [`reports`],
-//! [`pages`] (HTML and JavaScript) and [`webhooks`] (Shopify's deliveries).
+//! [`pages`] (HTML and JavaScript) and [`webhooks`] (Shopify's deliveries); [`storefront`]
+//! decides which shop a shopper's request is for, and lets it in by CORS or the app proxy.
 
 pub mod auth;
 pub mod chat;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod openapi;
 pub mod pages;
 pub mod reports;
+pub mod storefront;
 pub mod webhooks;
 
 #[cfg(test)]
@@ -37,34 +39,41 @@ use openapi::ENDPOINTS;
 /// (`router(state).oneshot(request)`).
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
+    // The shopper's routes again, for two more ways in: CORS from the shops' storefronts,
+    // and Shopify's app proxy under /proxy (http::storefront).
+    let mut storefront = Router::new().route("/widget.js", get(pages::widget));
     for e in ENDPOINTS {
-        let handler = (e.handler)();
-        router = router.route(
-            e.path,
-            handler.fallback(|| async {
-                AppError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "this route does not take that method",
-                )
-            }),
-        );
+        let handler = (e.handler)().fallback(|| async {
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        });
+        if e.auth == openapi::Auth::Shopper {
+            storefront = storefront.route(e.path, handler);
+        } else {
+            router = router.route(e.path, handler);
+        }
     }
-    // The pages are not part of the JSON API (and not in the OpenAPI document).
     router = router
         .route("/", get(pages::storefront))
-        .route("/widget.js", get(pages::widget))
         .route("/ui.js", get(pages::ui))
         .route("/inbox", get(pages::inbox))
         .route("/dashboard", get(pages::dashboard));
+    let proxied = storefront.clone().layer(middleware::from_fn_with_state(
+        state.clone(),
+        storefront::app_proxy,
+    ));
     router
+        .merge(storefront.layer(storefront::cors(&state)))
+        .nest("/proxy", proxied)
         .fallback(|| async { AppError::not_found("not_found", "no such route; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Counts and times every request by its route pattern.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_string();

@@ -13,8 +13,12 @@ use crate::AppState;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
-    /// Shoppers and anyone else.
+    /// Anyone (probes, the API document, Shopify's signed webhooks).
     Public,
+    /// A shopper's browser on the shop's storefront: CORS for the shop's origins, and the
+    /// same route under `/proxy` for Shopify's app proxy (`http::storefront`). The shop is
+    /// named in the body or `?shop=`.
+    Shopper,
     /// Support agents (`agent_token`).
     Agent,
     /// Analysts and content owners (`analyst_token`).
@@ -25,7 +29,7 @@ impl Auth {
     /// The OpenAPI security scheme's name.
     fn scheme(self) -> Option<&'static str> {
         match self {
-            Self::Public => None,
+            Self::Public | Self::Shopper => None,
             Self::Agent => Some("agentToken"),
             Self::Analyst => Some("analystToken"),
         }
@@ -109,13 +113,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/chat",
         summary: "Send a shopper message; get an automated, sourced reply (or a verification request, or a handoff).",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: Some(|| {
-            json!({"type": "object", "required": ["shop", "message"], "additionalProperties": false, "properties": {
-            "shop": {"type": "string", "description": "shop id, domain or myshopify domain"},
+            json!({"type": "object", "required": ["message"], "additionalProperties": false, "properties": {
+            "shop": {"type": "string", "description": "the shop's myshopify domain (or a domain the lake knows for it); required unless the request came through the app proxy"},
             "conversation_id": {"type": ["string", "null"], "description": "omit to start a conversation"},
             "message": {"type": "string", "minLength": 1, "maxLength": chat::MESSAGE_LIMIT},
-            "customer_token": {"type": ["string", "null"], "description": "customer_id:email:expires:hex(HMAC-SHA256(secret, customer_id:email:expires))"}}})
+            "customer_token": {"type": ["string", "null"], "description": "shop:customer_id:email:expires:hex(HMAC-SHA256(the shop's storefront secret, shop:customer_id:email:expires)), living at most 24 h"}}})
         }),
         response: || {
             json!({"type": "object", "required": ["conversation_id", "reply"], "properties": {
@@ -127,7 +131,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/v1/conversations/{id}",
         summary: "The conversation's messages (for the chat widget to show agent replies).",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: None,
         response: || {
             json!({"type": "object", "properties": {"conversation_id": {"type": "string"}, "status": {"type": "string"},
@@ -139,7 +143,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/verify",
         summary: "Verify with order number and email. One generic failure; attempts limited per conversation and client address (429 verification_locked). Answers a waiting question on success.",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: Some(|| {
             json!({"type": "object", "required": ["order_number", "email"], "additionalProperties": false,
             "properties": {"order_number": {"type": "string"}, "email": {"type": "string"}}})
@@ -154,7 +158,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/feedback",
         summary: "Was the latest automated answer helpful?",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: Some(
             || json!({"type": "object", "required": ["helpful"], "properties": {"helpful": {"type": "boolean"}}}),
         ),
@@ -165,7 +169,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/csat",
         summary: "The shopper's satisfaction score, 1 to 5.",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: Some(
             || json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]}}}),
         ),
@@ -176,7 +180,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/v1/conversations/{id}/resolve",
         summary: "The shopper says their question is answered.",
-        auth: Auth::Public,
+        auth: Auth::Shopper,
         request: None,
         response: || json!({"type": "object", "properties": {"status": {"type": "string"}, "resolution_path": {"type": "string"}}}),
         handler: || post(conversations::resolve),
@@ -287,12 +291,17 @@ pub fn openapi() -> Value {
         if let Some(scheme) = e.auth.scheme() {
             operation["security"] = json!([{ scheme: [] }]);
         }
-        let parameters: Vec<Value> = e
+        let mut parameters: Vec<Value> = e
             .path
             .split('/')
             .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        if e.auth == Auth::Shopper && e.path.starts_with("/v1/conversations/") {
+            parameters.push(json!({"name": "shop", "in": "query", "required": true,
+                "description": "the conversation's shop (through the app proxy, Shopify's signed `shop`)",
+                "schema": {"type": "string"}}));
+        }
         if !parameters.is_empty() {
             operation["parameters"] = Value::Array(parameters);
         }

@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
+use super::storefront::unknown_shop;
 use crate::AppState;
 use crate::error::AppError;
 
@@ -36,7 +37,7 @@ pub async fn storefront(
         Some(id) => snapshot.shop(id),
         None => snapshot.shops().first(),
     }
-    .ok_or_else(|| AppError::not_found("unknown_shop", "no such shop in the lake"))?;
+    .ok_or_else(|| unknown_shop(query.shop.as_deref().unwrap_or("(none in the lake)")))?;
     let products: String = snapshot
         .products_of(&shop.id)
         .into_iter()

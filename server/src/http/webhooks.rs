@@ -45,7 +45,7 @@ pub async fn receive(
     let received_at = chrono::Utc::now().timestamp_micros();
     let delivery = verify(
         state.config(),
-        &state.snapshot(),
+        state.shops(),
         &headers,
         &body,
         received_at,

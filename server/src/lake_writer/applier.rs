@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::error::ServerError;
 use crate::lake_writer::acknowledger::Acknowledger;
+use crate::state::shops::ShopRegistry;
 use crate::state::sqlite::Database;
 use crate::state::{ChatStore, WebhookStore, chat};
 use crate::unpoisoned;
@@ -154,6 +155,8 @@ pub struct Applier {
     /// The webhook store's writer, which forgets applied entries itself (so that it never
     /// waits for the store's lock); the chat store's are forgotten here.
     acknowledger: Acknowledger,
+    /// `app/uninstalled` and `shop/redact` change the shop's registry row.
+    shops: Arc<ShopRegistry>,
     model: Model,
     /// Woken after changes were applied, so the server reloads its index and snapshot now
     /// rather than at its next refresh.
@@ -194,6 +197,7 @@ impl Applier {
         chat: Arc<ChatStore>,
         webhooks: Arc<WebhookStore>,
         acknowledger: Acknowledger,
+        shops: Arc<ShopRegistry>,
         model: Model,
     ) -> Result<Self, ServerError> {
         let lock = lock(&config.state_dir)?;
@@ -202,6 +206,7 @@ impl Applier {
             lake,
             chat,
             webhooks,
+            shops,
             acknowledger,
             model,
             changes: Arc::new(Notify::new()),
@@ -417,6 +422,12 @@ impl Applier {
                 return Ok(());
             }
             Effect::Privacy(request) => request,
+            Effect::Uninstalled => {
+                if self.shops.uninstall(shop, chrono::Utc::now())? {
+                    tracing::info!(shop, "the app was uninstalled: tokens dropped, nothing served");
+                }
+                return Ok(());
+            }
             Effect::Rows(_) | Effect::KeptRaw => return Ok(()),
         };
         let (action, customer, outcome) = match &request {
@@ -450,6 +461,8 @@ impl Applier {
             }
             PrivacyRequest::RedactShop => {
                 self.chat.transaction(|tx| chat::forget_shop(tx, shop))?;
+                // Its registry row goes too: nothing of the shop is left to serve or sync.
+                self.shops.remove(shop)?;
                 let outcome = pipeline::privacy::redact_shop(lake, shop).await?;
                 ("shop_redacted", None, outcome)
             }

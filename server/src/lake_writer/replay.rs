@@ -12,11 +12,11 @@ use pipeline::{Config, Lake};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::conversation::commerce::Snapshot;
 use crate::error::ServerError;
 use crate::lake_writer::acknowledger::{Ack, Acknowledger};
 use crate::lake_writer::applier::{Applier, IndexFollow, Model, Outbox};
 use crate::shopify::webhook::{sign, verify};
+use crate::state::shops::ShopRegistry;
 use crate::state::{ChatStore, WebhookStore};
 
 /// What `supportlake webhooks replay` did.
@@ -45,7 +45,7 @@ pub async fn replay(
     let chat = Arc::new(ChatStore::open(&config.state_dir)?);
     let webhooks = Arc::new(WebhookStore::open(&config.state_dir)?);
     let acknowledger = Acknowledger::start(webhooks.clone())?;
-    let snapshot = Snapshot::load(&lake).await?;
+    let shops = Arc::new(ShopRegistry::open_configured(config)?);
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -67,7 +67,7 @@ pub async fn replay(
             }
         };
         let received_at = chrono::Utc::now().timestamp_micros();
-        match verify(config, &snapshot, &headers, &Bytes::from(body), received_at) {
+        match verify(config, &shops, &headers, &Bytes::from(body), received_at) {
             Ok(delivery) => match acknowledger.acknowledge(delivery).await? {
                 Ack::Accepted => replayed.accepted += 1,
                 Ack::Duplicate => replayed.duplicates += 1,
@@ -78,7 +78,7 @@ pub async fn replay(
         }
     }
     let model = Model::OnDemand(config.assets_dir.clone());
-    match Applier::new(config, lake, chat, webhooks, acknowledger, model) {
+    match Applier::new(config, lake, chat, webhooks, acknowledger, shops, model) {
         Ok(applier) => {
             let mut entries = 0;
             let mut changed = BTreeSet::new();

@@ -6,5 +6,8 @@
 //! live endpoints call them, and so does `supportlake webhooks replay`, which has no server.
 //!
 //! * [`webhook`]: a webhook delivery (base64 HMAC of the raw body).
+//! * [`proxy`]: a storefront request forwarded by the app proxy (hex HMAC of the sorted
+//!   query parameters).
 
+pub mod proxy;
 pub mod webhook;

@@ -1,8 +1,8 @@
 //! A webhook delivery as Shopify signs it: the headers it must carry (both the
 //! `X-Shopify-*` names and the newer un-prefixed `shopify-*` ones, any case), its
 //! signature (base64 HMAC-SHA256 of the raw body with the app's client secret, or the
-//! previous one during a rotation, compared in constant time), and its shop, checked in
-//! that order. The live endpoint (`http::webhooks`) and `webhooks replay` both call
+//! previous one during a rotation, compared in constant time), and its shop (one in the
+//! shop registry, installed or since uninstalled), checked in that order. The live endpoint (`http::webhooks`) and `webhooks replay` both call
 //! [`verify`], so a replayed capture passes exactly the checks a live delivery does.
 
 use axum::body::Bytes;
@@ -15,7 +15,7 @@ use pipeline::sources::webhooks::{Delivery, triggered_at};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::conversation::commerce::Snapshot;
+use crate::state::shops::ShopRegistry;
 
 /// Why a delivery is refused, each with its stable code ([`DeliveryError::code`]).
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum DeliveryError {
     MissingHeader(&'static str),
     #[error("the X-Shopify-Hmac-Sha256 signature does not match the body")]
     InvalidHmac,
-    #[error("no shop {0:?} is installed here")]
+    #[error("no shop {0:?} has installed this app here")]
     UnknownShop(String),
     #[error("the body is not valid UTF-8")]
     InvalidUtf8,
@@ -74,7 +74,7 @@ fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Checks a delivery's headers, signature and shop; returns it ready to acknowledge.
 pub fn verify(
     config: &Config,
-    snapshot: &Snapshot,
+    shops: &ShopRegistry,
     headers: &HeaderMap,
     body: &Bytes,
     received_at: i64,
@@ -94,9 +94,10 @@ pub fn verify(
     if !signed {
         return Err(DeliveryError::InvalidHmac);
     }
-    let shop = snapshot
-        .shop(domain)
-        .map(|s| s.id.clone())
+    // Installed or uninstalled: after an uninstall Shopify still sends `shop/redact`.
+    let shop = shops
+        .get(domain)
+        .map(|s| s.domain)
         .ok_or_else(|| DeliveryError::UnknownShop(domain.to_string()))?;
     let body = String::from_utf8(body.to_vec()).map_err(|_| DeliveryError::InvalidUtf8)?;
     let api_version = shopify_header(headers, "api-version").map(String::from);

@@ -6,6 +6,9 @@
 //! never from the server, and both need a second shop to prove that shops never answer for
 //! each other. This crate is where those facts live once.
 //!
+//! It also signs what a shop's storefront signs ([`sign_token`]), as a theme does it, so a
+//! test never borrows the server's own code to make its input.
+//!
 //! Everything here reads `data/demo-store/` of this checkout and panics with the file's name
 //! when it cannot: a test without its fixture has nothing to say.
 
@@ -66,6 +69,17 @@ pub fn second_shop(out: &Path) {
         let target = out.join(path.file_name().expect("a file name"));
         std::fs::write(&target, text).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
     }
+}
+
+/// A storefront token as a shop's theme signs it (README, "Signed-in shoppers"):
+/// `shop:customer_id:email:expires:hex(HMAC-SHA256(secret, shop:customer_id:email:expires))`.
+pub fn sign_token(secret: &str, shop: &str, customer_id: i64, email: &str, expires: i64) -> String {
+    use hmac::Mac;
+    let message = format!("{shop}:{customer_id}:{email}:{expires}");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(message.as_bytes());
+    format!("{message}:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The email of a demo order's shopper in the second shop.

@@ -15,6 +15,7 @@ use super::{Server, fixture};
 use crate::lake_writer::applier::{IndexFollow, Outbox};
 use crate::lake_writer::replay::replay;
 use crate::shopify::webhook::sign;
+use crate::state::shops::{Credentials, ShopStatus};
 use crate::{AppState, QueryEmbedder};
 
 /// Shopify's own example payloads, one per topic.
@@ -46,6 +47,63 @@ fn captures(dir: &Path, file: &str) -> PathBuf {
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::copy(Path::new(PAYLOADS).join(file), folder.join(file)).unwrap();
     folder
+}
+
+/// A server over its own copy of the fixture (it may change the lake), and its applier.
+async fn own_server(dir: &Path) -> (Server, crate::lake_writer::applier::Applier) {
+    let config = own_copy(dir);
+    let lake = Lake::open(config.lake_url().unwrap()).unwrap();
+    let queries =
+        QueryEmbedder::start(Arc::new(HashingEmbedder), 1, config.embedding_batch).unwrap();
+    let state = AppState::open(&config, lake, queries).await.unwrap();
+    let applier = state.applier().unwrap();
+    (Server::over(state), applier)
+}
+
+impl Server {
+    /// Delivers Shopify's example payload for `topic` as `shop`'s webhook, signed; it must
+    /// be accepted.
+    async fn deliver(&self, shop: &str, topic: &str, id: &str) {
+        let file = format!("{}.json", topic.replace('/', "__"));
+        let body = std::fs::read(Path::new(PAYLOADS).join(file)).unwrap();
+        let signature = sign(&self.state.config().shopify_client_secret, &body);
+        let delivered = self
+            .call(
+                Method::POST,
+                "/webhooks/shopify",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-shopify-topic", topic),
+                    ("x-shopify-shop-domain", shop),
+                    ("x-shopify-webhook-id", id),
+                    ("x-shopify-hmac-sha256", &signature),
+                ],
+                body,
+            )
+            .await;
+        assert_eq!(delivered.status, StatusCode::OK, "{topic}: {}", delivered.body);
+    }
+}
+
+#[tokio::test]
+async fn uninstalling_the_app_stops_serving_that_shop_and_drops_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, applier) = own_server(dir.path()).await;
+    server.chat(SHOP_B, None, "do you sell tents").await;
+    server.deliver(SHOP_B, "app/uninstalled", "in-memory-uninstall").await;
+    applier.drain(Outbox::Webhooks).await.unwrap();
+
+    let refused = server
+        .post("/v1/chat", &serde_json::json!({"shop": SHOP_B, "message": "do you sell tents"}))
+        .await;
+    assert_eq!(refused.error(), (404, Some("unknown_shop")), "{}", refused.body);
+    let record = server.state.shops().get(SHOP_B).unwrap();
+    assert_eq!(record.status, ShopStatus::Uninstalled);
+    assert_eq!(record.credentials, Credentials::default(), "tokens dropped");
+    // The other shop is untouched, and the uninstalled one's later compliance webhook
+    // (shop/redact comes 48 hours on) is still taken.
+    server.chat(SHOP_A, None, "do you sell tents").await;
+    server.deliver(SHOP_B, "shop/redact", "in-memory-redact").await;
 }
 
 #[tokio::test]
@@ -95,16 +153,11 @@ async fn a_replay_loads_the_model_only_when_the_index_needs_it() {
 #[tokio::test]
 async fn the_applier_wakes_the_refresher_as_soon_as_it_has_changed_the_lake() {
     let dir = tempfile::tempdir().unwrap();
-    let config = own_copy(dir.path());
-    let lake = Lake::open(config.lake_url().unwrap()).unwrap();
-    let queries =
-        QueryEmbedder::start(Arc::new(HashingEmbedder), 1, config.embedding_batch).unwrap();
-    let state = AppState::open(&config, lake, queries).await.unwrap();
-    let server = Server::over(state.clone());
+    let (server, applier) = own_server(dir.path()).await;
+    let state = server.state.clone();
     let before = state.snapshot().stamp.clone();
 
     // The refresher's own tick is an hour away: only the applier's wake-up can reload now.
-    let applier = state.applier().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(crate::refresher(
         state.clone(),
@@ -113,23 +166,7 @@ async fn the_applier_wakes_the_refresher_as_soon_as_it_has_changed_the_lake() {
         stopped,
     ));
 
-    let body = std::fs::read(Path::new(PAYLOADS).join("orders__create.json")).unwrap();
-    let signature = sign(&config.shopify_client_secret, &body);
-    let delivered = server
-        .call(
-            Method::POST,
-            "/webhooks/shopify",
-            &[
-                ("content-type", "application/json"),
-                ("x-shopify-topic", "orders/create"),
-                ("x-shopify-shop-domain", SHOP_A),
-                ("x-shopify-webhook-id", "in-memory-wake-up"),
-                ("x-shopify-hmac-sha256", &signature),
-            ],
-            body,
-        )
-        .await;
-    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    server.deliver(SHOP_A, "orders/create", "in-memory-wake-up").await;
     let applied = applier.drain(Outbox::Webhooks).await.unwrap();
     assert!(applied.changed.contains("orders"), "{applied:?}");
     assert_eq!(

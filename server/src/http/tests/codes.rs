@@ -99,7 +99,7 @@ async fn bad_chat_requests_get_a_4xx_with_a_stable_code() {
 #[tokio::test]
 async fn bad_conversation_and_inbox_requests_get_a_4xx_with_a_stable_code() {
     let server = Server::start().await;
-    let unknown = server.get("/v1/conversations/nope").await;
+    let unknown = server.get(&format!("/v1/conversations/nope?shop={SHOP_A}")).await;
     assert_eq!(unknown.error(), (404, Some("unknown_conversation")));
     let unknown = server.verify("nope", "1001", "a@example.com").await;
     assert_eq!(unknown.error(), (404, Some("unknown_conversation")));
@@ -112,7 +112,7 @@ async fn bad_conversation_and_inbox_requests_get_a_4xx_with_a_stable_code() {
     assert_eq!(missing.error(), (400, Some("missing_field")));
     let score = server
         .post(
-            &format!("/v1/conversations/{conversation}/csat"),
+            &format!("/v1/conversations/{conversation}/csat?shop={SHOP_A}"),
             &json!({"score": 9}),
         )
         .await;
@@ -202,5 +202,25 @@ async fn the_api_document_lists_every_route_the_router_serves() {
         let got = server.get(page).await;
         assert_eq!(got.status, StatusCode::OK, "{page}");
         assert!(doc["paths"].get(page).is_none(), "{page} is not documented");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_configured_token_lets_nobody_in() {
+    let server = Server::start_with(|config| {
+        config.agent_token.clear();
+        config.analyst_token.clear();
+    })
+    .await;
+    for (path, code) in [
+        ("/v1/handoffs", "agent_token_required"),
+        ("/v1/reports", "analyst_token_required"),
+    ] {
+        let bare = server.get(path).await;
+        assert_eq!(bare.error(), (401, Some(code)), "{path} without a header");
+        let empty = server
+            .call(Method::GET, path, &[("authorization", "Bearer ")], "")
+            .await;
+        assert_eq!(empty.error(), (401, Some(code)), "{path} with an empty bearer");
     }
 }

@@ -13,6 +13,7 @@
 mod background;
 mod codes;
 mod rules;
+mod tenancy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,14 +24,22 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use index::HashingEmbedder;
+use chrono::Utc;
 use pipeline::{Config, Lake};
 use serde_json::{Value, json};
-use testkit::{SHOP_A, demo_store, second_shop};
+use testkit::{SHOP_A, SHOP_B, demo_store, second_shop};
 use tower::ServiceExt;
 
+use crate::state::chat;
+use crate::state::shops::{Credentials, ShopKind};
 use crate::{AppState, QueryEmbedder, router};
 
 const AGENT_TOKEN: &str = "in-memory-agent-token";
+/// The storefront secrets the two shops are installed with.
+const STOREFRONT_A: &str = "in-memory-storefront-secret-a";
+const STOREFRONT_B: &str = "in-memory-storefront-secret-b";
+/// Shop A's custom storefront domain, allowed to call the chat API directly.
+const ORIGIN_A: &str = "https://ridgeline.example";
 const INTENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/intents");
 /// Where requests come from unless a test says otherwise (verification counts failures per
 /// client address).
@@ -111,6 +120,20 @@ async fn build_fixture() -> Fixture {
     fixture
 }
 
+/// Its order number and email as a shopper types them.
+fn number_and_email(order: &Value) -> (String, String) {
+    (
+        order["order_number"].as_i64().unwrap().to_string(),
+        order["email"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A question about order `number`, worded as the intent examples word it: the hashing
+/// embedder matches words, not meaning, so "where is my order #1042?" is out of its scope.
+fn asking_about(number: &str) -> String {
+    format!("check the status of order #{number}")
+}
+
 /// A response: its status, headers, and body as JSON (a string when it is not JSON).
 #[derive(Debug)]
 struct Answered {
@@ -142,9 +165,15 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Server::start`] with the fixture's configuration changed by `change`.
+    async fn start_with(change: impl FnOnce(&mut Config)) -> Self {
         let fixture = fixture();
         let state_dir = tempfile::tempdir().unwrap();
-        let config = fixture.config(state_dir.path());
+        let mut config = fixture.config(state_dir.path());
+        change(&mut config);
         let lake = Lake::open(config.lake_url().unwrap()).unwrap();
         let queries =
             QueryEmbedder::start(Arc::new(HashingEmbedder), 1, config.embedding_batch).unwrap();
@@ -155,8 +184,24 @@ impl Server {
         }
     }
 
-    /// A server over a state of the test's own making (its own lake, for instance).
+    /// A server over a state of the test's own making (its own lake, for instance), with
+    /// both shops installed, each with its own storefront secret; shop A also allows its
+    /// custom domain's origin ([`ORIGIN_A`]).
     fn over(state: AppState) -> Self {
+        for (shop, secret) in [(SHOP_A, STOREFRONT_A), (SHOP_B, STOREFRONT_B)] {
+            let credentials = Credentials {
+                storefront_secret: secret.into(),
+                ..Credentials::default()
+            };
+            state
+                .shops()
+                .install(shop, ShopKind::Custom, Vec::new(), credentials, Utc::now())
+                .unwrap();
+        }
+        state
+            .shops()
+            .set_origins(SHOP_A, vec![ORIGIN_A.into()])
+            .unwrap();
         Self {
             router: router(state.clone()),
             state,
@@ -262,9 +307,16 @@ impl Server {
         number: &str,
         email: &str,
     ) -> Answered {
+        // The conversation's own shop, as the widget sends it.
+        let shop = self
+            .state
+            .chat()
+            .transaction(|tx| chat::conversation(tx, None, conversation))
+            .unwrap()
+            .map_or_else(|| SHOP_A.to_string(), |c| c.shop_id);
         self.post_from(
             client,
-            &format!("/v1/conversations/{conversation}/verify"),
+            &format!("/v1/conversations/{conversation}/verify?shop={shop}"),
             &json!({"order_number": number, "email": email}),
         )
         .await

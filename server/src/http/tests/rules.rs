@@ -10,25 +10,11 @@ use serde_json::{Value, json};
 
 use testkit::{SHOP_A, SHOP_B, in_shop_b, in_transit, orders};
 
-use super::Server;
+use super::{Server, asking_about, number_and_email};
 use crate::conversation::verification::{
     ADDRESS_ATTEMPTS, ATTEMPT_WINDOW_SECONDS, CONVERSATION_ATTEMPTS, VERIFY_FAILED, VERIFY_LOCKED,
 };
 use crate::state::chat;
-
-/// Its order number and email as a shopper types them.
-fn number_and_email(order: &Value) -> (String, String) {
-    (
-        order["order_number"].as_i64().unwrap().to_string(),
-        order["email"].as_str().unwrap().to_string(),
-    )
-}
-
-/// A question about order `number`, worded as the intent examples word it: the hashing
-/// embedder matches words, not meaning, so "where is my order #1042?" is out of its scope.
-fn asking_about(number: &str) -> String {
-    format!("check the status of order #{number}")
-}
 
 /// Starts a conversation in `shop` by asking about order `number`; its id.
 async fn order_question(server: &Server, shop: &str, number: &str) -> String {
@@ -80,7 +66,7 @@ async fn an_order_question_is_answered_only_after_verification() {
     reveals_nothing(reply["text"].as_str().unwrap(), &order);
     let conversation = first["conversation_id"].as_str().unwrap();
     let thread = server
-        .get(&format!("/v1/conversations/{conversation}"))
+        .get(&format!("/v1/conversations/{conversation}?shop={SHOP_A}"))
         .await;
     assert_eq!(thread.body["verified"], false, "{}", thread.body);
 
@@ -103,7 +89,7 @@ async fn an_order_question_is_answered_only_after_verification() {
     assert_eq!(reply["needs_verification"], false, "{reply}");
     assert_eq!(reply["sources"][0]["doc_key"], format!("order:#{number}"));
     let thread = server
-        .get(&format!("/v1/conversations/{conversation}"))
+        .get(&format!("/v1/conversations/{conversation}?shop={SHOP_A}"))
         .await;
     assert_eq!(thread.body["verified"], true, "{}", thread.body);
 }
@@ -378,7 +364,7 @@ async fn failed_verifications_get_one_answer_and_are_throttled_per_conversation(
     assert_eq!(typed["reply"]["needs_verification"], true, "{typed}");
     reveals_nothing(typed["reply"]["text"].as_str().unwrap(), &order);
     let thread = server
-        .get(&format!("/v1/conversations/{conversation}"))
+        .get(&format!("/v1/conversations/{conversation}?shop={SHOP_A}"))
         .await;
     assert_eq!(thread.body["verified"], false);
 
