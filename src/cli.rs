@@ -144,8 +144,7 @@ pub enum Command {
         what: EvalWhat,
     },
     /// The shops this server serves (the shop registry in `state_dir/shops.sqlite`, its
-    /// credentials sealed under `master_key`). OAuth installs add shops by themselves; a
-    /// custom app's shop is added here.
+    /// credentials sealed under `master_key`). A custom app's shop is added here.
     Shops {
         #[command(subcommand)]
         action: ShopsAction,
@@ -190,14 +189,16 @@ pub enum ShopsAction {
         #[arg(long)]
         storefront_secret: Option<String>,
         /// A storefront origin besides `https://<domain>`, e.g. the shop's custom domain
-        /// (`https://shop.example.com`); repeat for more. Replaces the shop's list.
+        /// (`https://shop.example.com`); repeat for more. Replaces the shop's list; left
+        /// out, the list stays as it is.
         #[arg(long = "origin")]
         origins: Vec<String>,
         /// The Admin API scopes the token grants, comma-separated.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
     },
-    /// Forget a shop and its credentials (its data stays in the lake until `shop/redact`).
+    /// Forget a shop and its credentials. Its webhooks are refused from then on, `shop/redact`
+    /// too: to erase its data, let `shop/redact` arrive before removing it.
     Remove { domain: String },
     /// Seal every shop's credentials under `master_key` after a rotation; then
     /// `previous_master_key` can be removed.

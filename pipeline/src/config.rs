@@ -396,7 +396,10 @@ mod tests {
         demo.check_serving_secrets(true).unwrap();
         let error = demo.check_serving_secrets(false).unwrap_err().to_string();
         for (key, _) in SERVING_SECRETS {
-            assert!(error.contains(&format!("{key} is the public demo value")), "{error}");
+            assert!(
+                error.contains(&format!("{key} is the public demo value")),
+                "{error}"
+            );
         }
         for (key, _) in SERVING_SECRETS {
             let mut config = Config::default();

@@ -3,7 +3,8 @@
  *   <script src="https://SUPPORTLAKE-HOST/widget.js" data-shop="your-store.myshopify.com" defer></script>
  * Optional: data-api (where the chat API is: "/apps/supportlake" through Shopify's app
  * proxy, as the theme app embed sets it; default: the server the script came from, which
- * must then allow the page's origin), data-customer-token (a signed storefront token, see
+ * must then allow the page's origin), data-via="app-proxy" (the calls go through Shopify's
+ * app proxy, which names the shop itself), data-customer-token (a signed storefront token, see
  * README "Signed-in shoppers"), data-open="true" (start open). No framework, no
  * dependencies. The conversation survives a page reload (localStorage).
  */
@@ -13,6 +14,7 @@
   if (!script) return;
   var shop = script.getAttribute("data-shop");
   var api_base = script.getAttribute("data-api");
+  var via_proxy = script.getAttribute("data-via") === "app-proxy";
   var base = api_base
     ? new URL(api_base, location.href).href.replace(/\/$/, "")
     : new URL(script.src, location.href).origin;
@@ -106,7 +108,9 @@
 
   function api(method, path, body) {
     // Every call names the shop: the server answers a conversation only within its shop.
-    var url = base + path + (path.indexOf("?") < 0 ? "?" : "&") + "shop=" + encodeURIComponent(shop);
+    // Through the app proxy Shopify adds the signed shop, and a second one is refused.
+    var url = via_proxy ? base + path
+      : base + path + (path.indexOf("?") < 0 ? "?" : "&") + "shop=" + encodeURIComponent(shop);
     return fetch(url, {
       method: method,
       headers: body ? { "Content-Type": "application/json" } : {},

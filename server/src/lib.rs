@@ -143,7 +143,8 @@ impl LoadedIndex {
 
     /// A whole passage of `shop` by key.
     pub(crate) fn passage(&self, shop: &str, key: &str) -> Option<Cited> {
-        let p = &self.generation.passages[*self.by_key.get(&(shop.to_string(), key.to_string()))?];
+        let p =
+            &self.generation.passages[*self.by_key.get(&(shop.to_string(), key.to_string()))?];
         Some(Cited {
             source: Source {
                 doc_key: p.key.clone(),
@@ -340,8 +341,16 @@ impl AppState {
     /// snapshot when a commerce table changed, and the shop registry when another process
     /// (`supportlake shops …`) wrote it. Returns what it reloaded of the first two.
     async fn refresh(&self) -> Result<(bool, bool), ServerError> {
-        if self.inner.shops.reload_if_changed()? {
-            tracing::info!(shops = self.inner.shops.all().len(), "reloaded the shop registry");
+        match self.inner.shops.reload_if_changed() {
+            Ok(true) => {
+                tracing::info!(
+                    shops = self.inner.shops.all().len(),
+                    "reloaded the shop registry"
+                );
+            }
+            Ok(false) => {}
+            // The shops loaded before stay served; the index and snapshot still refresh.
+            Err(error) => tracing::error!(%error, "the shop registry could not be read again"),
         }
         let dir = IndexDir::new(&self.inner.config.index_dir);
         let live = self.index().ok().map(|i| i.generation.name.clone());

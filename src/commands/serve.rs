@@ -18,13 +18,30 @@ use super::lake::ingest_with_progress;
 /// Serves until Ctrl-C or SIGTERM; `demo` adds copy-and-paste examples.
 pub async fn serve(config: &Config, listen: Option<String>, demo: bool) -> Result<()> {
     let address = listen.unwrap_or_else(|| config.listen.clone());
+    // Before anything is opened or loaded: a server that would answer with forgeable or
+    // public secrets does not start at all.
+    let mut resolved = tokio::net::lookup_host(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?
+        .peekable();
+    let on_loopback = resolved.peek().is_some() && resolved.all(|a| a.ip().is_loopback());
+    config.check_serving_secrets(on_loopback)?;
+    if !on_loopback {
+        let registry = ShopRegistry::open_configured(config)?;
+        for shop in registry.all().values().filter(|s| s.is_installed()) {
+            if shop.credentials.storefront_secret == pipeline::config::DEMO_STOREFRONT_SECRET {
+                bail!(
+                    "refusing to serve: {} has the public demo storefront secret, which is refused off loopback (supportlake shops add {} --storefront-secret …)",
+                    shop.domain,
+                    shop.domain
+                );
+            }
+        }
+    }
+    let state = server::AppState::from_config(config).await?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    // Before anything is loaded: a server that would answer with forgeable or public
-    // secrets does not start at all.
-    config.check_serving_secrets(listener.local_addr()?.ip().is_loopback())?;
-    let state = server::AppState::from_config(config).await?;
     let url = format!("http://{}", listener.local_addr()?);
     println!(
         "
@@ -121,7 +138,13 @@ async fn register_demo_shops(config: &Config, lake: &Lake) -> Result<()> {
                 storefront_secret: pipeline::config::DEMO_STOREFRONT_SECRET.into(),
                 ..Credentials::default()
             };
-            registry.install(&shop.id, ShopKind::Custom, Vec::new(), credentials, chrono::Utc::now())?;
+            registry.install(
+                &shop.id,
+                ShopKind::Custom,
+                Vec::new(),
+                credentials,
+                chrono::Utc::now(),
+            )?;
             println!(
                 "Registered the demo shop {} (supportlake shops list).",
                 shop.id

@@ -58,7 +58,9 @@ pub fn shops(config: &Config, action: ShopsAction) -> Result<()> {
                 scopes
             };
             registry.install(&domain, ShopKind::Custom, scopes, credentials, Utc::now())?;
-            registry.set_origins(&domain, origins)?;
+            if !origins.is_empty() {
+                registry.set_origins(&domain, origins)?;
+            }
             println!("{}", registry.get(&domain).expect("just installed"));
             if made {
                 println!(

@@ -21,12 +21,23 @@ pub async fn sync_shopify(
     poll_ms: u64,
     json: bool,
 ) -> Result<()> {
+    // The shop's own Admin token when the registry holds one, else the configured one (a
+    // custom app run without a registry); never for a shop that uninstalled the app.
+    let registry = server::shops::ShopRegistry::open_configured(config)?;
+    let token = match registry.get(&shop) {
+        Some(record) if !record.is_installed() => {
+            anyhow::bail!("{shop} has uninstalled the app: nothing of it is synced")
+        }
+        Some(record) => record.credentials.access_token.filter(|t| !t.is_empty()),
+        None => None,
+    }
+    .unwrap_or_else(|| config.shopify_access_token.clone());
     let lake = Lake::open(config.lake_url()?)?;
     let options = pipeline::sources::shopify_api::SyncOptions {
         base_url: config.admin_base_url(&shop),
         shop,
         api_version: config.shopify_api_version.clone(),
-        token: config.shopify_access_token.clone(),
+        token,
         full,
         since,
         poll_interval: std::time::Duration::from_millis(poll_ms),

@@ -1361,3 +1361,63 @@ fn a_product_webhook_reaches_the_index_within_seconds() {
         sent.elapsed()
     );
 }
+
+/// `serve` as an operator might misconfigure it: it must exit at once, naming the setting,
+/// before it opens a socket or loads a model. Bounded: a server that starts anyway is killed
+/// and the test fails.
+#[test]
+fn serve_refuses_empty_secrets_and_public_demo_secrets_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusal = |env: &[(&str, &str)], listen: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_supportlake"));
+        command
+            .current_dir(root())
+            .env("SUPPORTLAKE_LAKE_URL", dir.path().join("lake"))
+            .env("SUPPORTLAKE_STATE_DIR", dir.path().join("state"))
+            .env_remove("SUPPORTLAKE_LOG")
+            .args(["serve", "--listen", listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("serve {listen} with {env:?} started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "serve {listen} {env:?} succeeded");
+        stderr
+    };
+    // The public demo secrets are fine on loopback only.
+    let stderr = refusal(&[], "0.0.0.0:0");
+    for setting in [
+        "pii_hash_key",
+        "master_key",
+        "agent_token",
+        "analyst_token",
+        "shopify_client_secret",
+    ] {
+        assert!(
+            stderr.contains(&format!("{setting} is the public demo value")),
+            "{setting}: {stderr}"
+        );
+    }
+    // An empty secret is refused anywhere.
+    let stderr = refusal(&[("SUPPORTLAKE_AGENT_TOKEN", "")], "127.0.0.1:0");
+    assert!(stderr.contains("agent_token is empty"), "{stderr}");
+    let stderr = refusal(&[("SUPPORTLAKE_SHOPIFY_CLIENT_SECRET", " ")], "127.0.0.1:0");
+    assert!(
+        stderr.contains("shopify_client_secret is empty"),
+        "{stderr}"
+    );
+}

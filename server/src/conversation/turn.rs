@@ -145,10 +145,7 @@ impl Turn<'_> {
         Understanding {
             intent: pending.intent.clone(),
             confidence: pending.confidence,
-            entities: index::classifier::entities(
-                &pending.message,
-                self.index.products_of(shop),
-            ),
+            entities: index::classifier::entities(&pending.message, self.index.products_of(shop)),
             hits: understood.hits,
         }
     }

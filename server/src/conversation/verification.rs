@@ -228,14 +228,26 @@ mod tests {
             pipeline::pii::email_hash(KEY, "ana@example.com")
         );
         let check = |token: &str| verify_token(SHOP, SECRET, KEY, token, now);
-        assert_eq!(check(&token.replacen(":42:", ":43:", 1)), Err(TokenError::BadSignature));
-        assert_eq!(check(&token.replace("ana@", "eve@")), Err(TokenError::BadSignature));
+        assert_eq!(
+            check(&token.replacen(":42:", ":43:", 1)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            check(&token.replace("ana@", "eve@")),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(
             verify_token(SHOP, "other-secret", KEY, &token, now),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            verify_token(SHOP, "", KEY, &sign_token("", SHOP, 42, "ana@example.com", expires), now),
+            verify_token(
+                SHOP,
+                "",
+                KEY,
+                &sign_token("", SHOP, 42, "ana@example.com", expires),
+                now
+            ),
             Err(TokenError::BadSignature),
             "an empty secret signs nothing"
         );
@@ -250,7 +262,13 @@ mod tests {
     #[test]
     fn a_token_for_another_shop_is_refused_even_with_that_shops_valid_signature() {
         let now = Utc::now();
-        let theirs = sign_token("their-secret", OTHER, 42, "ana@example.com", now.timestamp() + 600);
+        let theirs = sign_token(
+            "their-secret",
+            OTHER,
+            42,
+            "ana@example.com",
+            now.timestamp() + 600,
+        );
         assert_eq!(
             verify_token(SHOP, SECRET, KEY, &theirs, now),
             Err(TokenError::OtherShop)

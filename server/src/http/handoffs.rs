@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::auth;
 use super::chat::checked_message;
-use super::storefront::unknown_shop;
 use super::extract::ApiJson;
+use super::storefront::unknown_shop;
 use crate::AppState;
 use crate::conversation::inbox::{self, InboxError};
 use crate::error::AppError;

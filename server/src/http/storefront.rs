@@ -112,12 +112,15 @@ impl Caller {
             && !self.same_origin(origin)
             && !shop.allows_origin(origin)
         {
+            tracing::info!(
+                %origin,
+                shop = %domain,
+                "a page at an origin the shop does not allow called its chat (allow it with `supportlake shops add {domain} --origin {origin}`)"
+            );
             return Err(AppError::new(
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",
-                format!(
-                    "pages at {origin} may not use {domain}'s chat; the shop can allow the origin (supportlake shops add {domain} --origin {origin})"
-                ),
+                "this page may not use this shop's chat",
             ));
         }
         Ok(Tenant {
@@ -143,7 +146,12 @@ impl Caller {
 /// commerce snapshot.
 fn resolve(state: &AppState, name: &str) -> String {
     shop_domain(name)
-        .or_else(|| state.snapshot().shop(name).map(|s| s.id.to_ascii_lowercase()))
+        .or_else(|| {
+            state
+                .snapshot()
+                .shop(name)
+                .map(|s| s.id.to_ascii_lowercase())
+        })
         .unwrap_or_else(|| name.trim().to_ascii_lowercase())
 }
 

@@ -43,13 +43,7 @@ pub async fn receive(
     let body =
         body.map_err(|rejection| AppError::unreadable_body(&rejection, WEBHOOK_BODY_LIMIT))?;
     let received_at = chrono::Utc::now().timestamp_micros();
-    let delivery = verify(
-        state.config(),
-        state.shops(),
-        &headers,
-        &body,
-        received_at,
-    )?;
+    let delivery = verify(state.config(), state.shops(), &headers, &body, received_at)?;
     let topic = delivery.topic.clone();
     let ack = state.acknowledger().acknowledge(delivery).await?;
     state.metrics().webhook(&topic, ack == Ack::Duplicate);

@@ -424,7 +424,10 @@ impl Applier {
             Effect::Privacy(request) => request,
             Effect::Uninstalled => {
                 if self.shops.uninstall(shop, chrono::Utc::now())? {
-                    tracing::info!(shop, "the app was uninstalled: tokens dropped, nothing served");
+                    tracing::info!(
+                        shop,
+                        "the app was uninstalled: tokens dropped, nothing served"
+                    );
                 }
                 return Ok(());
             }

@@ -31,7 +31,9 @@ pub struct Proxied {
 /// Why a proxy request is refused, each with its stable code ([`ProxyError::code`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
-    #[error("the request has no app proxy signature: call it through https://<shop>/apps/<prefix>/")]
+    #[error(
+        "the request has no app proxy signature: call it through https://<shop>/apps/<prefix>/"
+    )]
     Unsigned,
     #[error("the app proxy signature does not match the request's parameters")]
     BadSignature,
@@ -100,22 +102,35 @@ pub fn verify(query: &str, secrets: &[&str], now: i64) -> Result<Proxied, ProxyE
     if !signed {
         return Err(ProxyError::BadSignature);
     }
+    // The parameters Shopify sets must each come once: a page could add its own `shop` or
+    // `logged_in_customer_id` to the URL, and a repeat would be signed along with Shopify's
+    // (joined by a comma) while a reader of "the first one" took the page's.
     let param = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        let mut values = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned());
+        match (values.next(), values.next()) {
+            (Some(value), None) => Ok(Some(value)),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(ProxyError::Malformed),
+        }
     };
-    let timestamp: i64 = param("timestamp")
+    let (timestamp, shop, customer) = (
+        param("timestamp")?,
+        param("shop")?,
+        param("logged_in_customer_id")?,
+    );
+    let timestamp: i64 = timestamp
         .and_then(|t| t.parse().ok())
         .ok_or(ProxyError::Malformed)?;
     let skew = now - timestamp;
     if skew.abs() > FRESH_SECONDS {
         return Err(ProxyError::Stale(skew));
     }
-    let shop = param("shop")
+    let shop = shop
         .and_then(|s| crate::state::shops::shop_domain(&s))
         .ok_or(ProxyError::Malformed)?;
-    let customer_id = match param("logged_in_customer_id").as_deref().map(str::trim) {
+    let customer_id = match customer.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(id) => Some(id.parse().map_err(|_| ProxyError::Malformed)?),
     };
@@ -171,9 +186,24 @@ mod tests {
                 SECRET,
                 "invalid_proxy_signature",
             ),
-            (DOCUMENTED.into(), THEN, "another-apps-secret", "invalid_proxy_signature"),
-            (DOCUMENTED.into(), THEN + FRESH_SECONDS + 1, SECRET, "stale_proxy_request"),
-            (DOCUMENTED.into(), THEN - FRESH_SECONDS - 1, SECRET, "stale_proxy_request"),
+            (
+                DOCUMENTED.into(),
+                THEN,
+                "another-apps-secret",
+                "invalid_proxy_signature",
+            ),
+            (
+                DOCUMENTED.into(),
+                THEN + FRESH_SECONDS + 1,
+                SECRET,
+                "stale_proxy_request",
+            ),
+            (
+                DOCUMENTED.into(),
+                THEN - FRESH_SECONDS - 1,
+                SECRET,
+                "stale_proxy_request",
+            ),
             (
                 DOCUMENTED.split("&signature").next().unwrap().into(),
                 THEN,
@@ -185,7 +215,10 @@ mod tests {
             let got = verify(&query, &[secret], now).map_err(|e| e.code());
             assert_eq!(got, Err(code), "{query} at {now}");
         }
-        assert_eq!(verify(DOCUMENTED, &[""], THEN).map_err(|e| e.code()), Err("invalid_proxy_signature"));
+        assert_eq!(
+            verify(DOCUMENTED, &[""], THEN).map_err(|e| e.code()),
+            Err("invalid_proxy_signature")
+        );
     }
 
     #[test]
@@ -199,6 +232,21 @@ mod tests {
                 customer_id: None,
             })
         );
+        // A page's own `shop` or customer beside Shopify's: refused, signed or not.
+        for extra in [
+            "shop=ridgeline-outfitters.myshopify.com",
+            "logged_in_customer_id=7",
+        ] {
+            let query = format!(
+                "{extra}&shop=summit-supply.myshopify.com&logged_in_customer_id=&timestamp=1700000000"
+            );
+            let signed = format!("{query}&signature={}", sign("s", &query));
+            assert_eq!(
+                verify(&signed, &["s"], 1_700_000_000).map_err(|e| e.code()),
+                Err("invalid_proxy_request"),
+                "{extra}"
+            );
+        }
         // A signed but non-Shopify shop domain is still refused.
         let query = "shop=evil.example.com&timestamp=1700000000";
         let signed = format!("{query}&signature={}", sign("s", query));

@@ -46,6 +46,10 @@ impl DeliveryError {
 /// the header is ignored (Ruby's encoder appends a newline); the comparison is constant
 /// time.
 pub fn signature_valid(secret: &str, body: &[u8], header: &str) -> bool {
+    // An empty secret would let anyone sign: it verifies nothing.
+    if secret.is_empty() {
+        return false;
+    }
     let Ok(claimed) = STANDARD.decode(header.trim()) else {
         return false;
     };
@@ -165,6 +169,10 @@ mod tests {
             let header = v["header"].as_str().unwrap();
             assert!(!signature_valid(secret, body, header), "{}", v["id"]);
         }
+        assert!(
+            !signature_valid("", b"{}", &sign("", b"{}")),
+            "an empty secret signs nothing"
+        );
     }
 
     #[test]

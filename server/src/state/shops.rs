@@ -1,10 +1,10 @@
 //! `shops.sqlite`: the shops this server serves, and each one's credentials, sealed.
 //!
-//! A shop is a tenant. Nothing of a shop is answered, accepted or synced unless it is here:
-//! a shop in the lake but not in the registry gets `unknown_shop` like any stranger. The
-//! install flow writes a shop here (OAuth: the expiring Admin token and its refresh token),
-//! and so does `supportlake shops add` for a custom app with a fixed Admin token.
-//! `app/uninstalled` marks it uninstalled and drops its tokens; `shops remove` forgets it.
+//! A shop is a tenant. Nothing of a shop is answered or accepted unless it is here: a shop
+//! in the lake but not in the registry gets `unknown_shop` like any stranger, and `sync
+//! shopify` refuses a shop that uninstalled the app. `supportlake shops add` writes a custom
+//! app's shop here with its fixed Admin token. `app/uninstalled` marks a shop uninstalled
+//! and drops its tokens; `shop/redact` and `shops remove` forget it.
 //!
 //! ## Sealed at rest
 //!
@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -96,7 +96,10 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("storefront_secret", &"<sealed>")
-            .field("access_token", &self.access_token.as_ref().map(|_| "<sealed>"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<sealed>"),
+            )
             .field("access_expires_at", &self.access_expires_at)
             .field(
                 "refresh_token",
@@ -406,8 +409,18 @@ impl ShopRegistry {
         drop(statement);
         drop(reader);
         let mut shops = BTreeMap::new();
-        for (domain, status, kind, scopes, origins, installed, uninstalled, key, sealed, revision) in
-            rows
+        for (
+            domain,
+            status,
+            kind,
+            scopes,
+            origins,
+            installed,
+            uninstalled,
+            key,
+            sealed,
+            revision,
+        ) in rows
         {
             let master = self.keys.by_id(&key).ok_or_else(|| {
                 ServerError::Secrets(format!(
@@ -478,8 +491,9 @@ impl ShopRegistry {
         credentials: Credentials,
         now: DateTime<Utc>,
     ) -> Result<ShopRecord, ServerError> {
-        let domain = shop_domain(domain)
-            .ok_or_else(|| ServerError::Secrets(format!("{domain:?} is not a *.myshopify.com domain")))?;
+        let domain = shop_domain(domain).ok_or_else(|| {
+            ServerError::Secrets(format!("{domain:?} is not a *.myshopify.com domain"))
+        })?;
         let origins = self.get(&domain).map(|s| s.origins).unwrap_or_default();
         let record = ShopRecord {
             domain: domain.clone(),
@@ -582,8 +596,10 @@ impl ShopRegistry {
             .ok_or_else(|| ServerError::Secrets(format!("no shop {domain} in the registry")))
     }
 
-    /// The key fingerprint each shop's row is sealed under (for `shops list`).
+    /// The fingerprint of the key `domain`'s row is sealed under.
+    #[cfg(test)]
     pub fn sealed_with(&self, domain: &str) -> Result<Option<String>, ServerError> {
+        use rusqlite::OptionalExtension;
         Ok(self
             .database
             .reader()
@@ -635,9 +651,13 @@ mod tests {
         }
     }
 
-    fn registry(dir: &Path, current: u8, previous: Option<u8>) -> Result<ShopRegistry, ServerError> {
-        let keys = MasterKeys::from_base64(&key(current), &previous.map(key).unwrap_or_default())
-            .unwrap();
+    fn registry(
+        dir: &Path,
+        current: u8,
+        previous: Option<u8>,
+    ) -> Result<ShopRegistry, ServerError> {
+        let keys =
+            MasterKeys::from_base64(&key(current), &previous.map(key).unwrap_or_default()).unwrap();
         ShopRegistry::open(dir, keys)
     }
 
@@ -646,12 +666,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shops = registry(dir.path(), 1, None).unwrap();
         shops
-            .install(A, ShopKind::Oauth, vec!["read_orders".into()], credentials("alpha-secret"), Utc::now())
+            .install(
+                A,
+                ShopKind::Oauth,
+                vec!["read_orders".into()],
+                credentials("alpha-secret"),
+                Utc::now(),
+            )
             .unwrap();
         shops
-            .install(B, ShopKind::Custom, vec![], credentials("bravo-secret"), Utc::now())
+            .install(
+                B,
+                ShopKind::Custom,
+                vec![],
+                credentials("bravo-secret"),
+                Utc::now(),
+            )
             .unwrap();
-        assert_eq!(shops.get(A).unwrap().credentials, credentials("alpha-secret"));
+        assert_eq!(
+            shops.get(A).unwrap().credentials,
+            credentials("alpha-secret")
+        );
         drop(shops);
 
         let file = std::fs::read(dir.path().join("shops.sqlite")).unwrap();
@@ -679,17 +714,32 @@ mod tests {
             .unwrap();
         drop(connection);
         let error = registry(dir.path(), 1, None).unwrap_err().to_string();
-        assert!(error.contains(B) && error.contains("altered or moved"), "{error}");
+        assert!(
+            error.contains(B) && error.contains("altered or moved"),
+            "{error}"
+        );
     }
 
     #[test]
     fn rotating_the_master_key_reseals_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let old = registry(dir.path(), 1, None).unwrap();
-        old.install(A, ShopKind::Custom, vec![], credentials("alpha"), Utc::now())
-            .unwrap();
-        old.install(B, ShopKind::Custom, vec![], credentials("bravo"), Utc::now())
-            .unwrap();
+        old.install(
+            A,
+            ShopKind::Custom,
+            vec![],
+            credentials("alpha"),
+            Utc::now(),
+        )
+        .unwrap();
+        old.install(
+            B,
+            ShopKind::Custom,
+            vec![],
+            credentials("bravo"),
+            Utc::now(),
+        )
+        .unwrap();
         let old_id = old.sealed_with(A).unwrap().unwrap();
         drop(old);
 
@@ -714,8 +764,16 @@ mod tests {
             .install(A, ShopKind::Oauth, vec![], credentials("first"), Utc::now())
             .unwrap();
         // Both refreshers read the same revision; the first to write wins.
-        assert!(shops.replace_credentials(A, read.revision, &credentials("second")).unwrap());
-        assert!(!shops.replace_credentials(A, read.revision, &credentials("stale")).unwrap());
+        assert!(
+            shops
+                .replace_credentials(A, read.revision, &credentials("second"))
+                .unwrap()
+        );
+        assert!(
+            !shops
+                .replace_credentials(A, read.revision, &credentials("stale"))
+                .unwrap()
+        );
         assert_eq!(shops.get(A).unwrap().credentials, credentials("second"));
     }
 
@@ -727,13 +785,20 @@ mod tests {
             .install(A, ShopKind::Oauth, vec![], credentials("alpha"), Utc::now())
             .unwrap();
         assert!(shops.uninstall(A, Utc::now()).unwrap());
-        assert!(!shops.uninstall(A, Utc::now()).unwrap(), "a repeat changes nothing");
+        assert!(
+            !shops.uninstall(A, Utc::now()).unwrap(),
+            "a repeat changes nothing"
+        );
         let record = shops.get(A).unwrap();
         assert_eq!(record.status, ShopStatus::Uninstalled);
         assert_eq!(record.credentials, Credentials::default());
         assert!(shops.installed(A).is_none());
         // A refresh that read the installed row cannot bring the tokens back.
-        assert!(!shops.replace_credentials(A, record.revision, &credentials("late")).unwrap());
+        assert!(
+            !shops
+                .replace_credentials(A, record.revision, &credentials("late"))
+                .unwrap()
+        );
     }
 
     #[test]
@@ -742,8 +807,14 @@ mod tests {
         let server = registry(dir.path(), 1, None).unwrap();
         assert!(!server.reload_if_changed().unwrap());
         let cli = registry(dir.path(), 1, None).unwrap();
-        cli.install(A, ShopKind::Custom, vec![], credentials("alpha"), Utc::now())
-            .unwrap();
+        cli.install(
+            A,
+            ShopKind::Custom,
+            vec![],
+            credentials("alpha"),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(server.get(A).is_none(), "served from memory until reloaded");
         assert!(server.reload_if_changed().unwrap());
         assert!(server.installed(A).is_some());
@@ -751,7 +822,10 @@ mod tests {
 
     #[test]
     fn only_myshopify_domains_and_bare_origins_are_accepted() {
-        assert_eq!(shop_domain(" Ridgeline-Outfitters.myshopify.com "), Some(A.into()));
+        assert_eq!(
+            shop_domain(" Ridgeline-Outfitters.myshopify.com "),
+            Some(A.into())
+        );
         for bad in [
             "ridgeline.example.com",
             "evil.com/.myshopify.com",
@@ -762,9 +836,20 @@ mod tests {
         ] {
             assert_eq!(shop_domain(bad), None, "{bad}");
         }
-        assert_eq!(origin("https://Shop.Example.com/"), Some("https://shop.example.com".into()));
-        assert_eq!(origin("http://127.0.0.1:8081"), Some("http://127.0.0.1:8081".into()));
-        for bad in ["http://shop.example.com", "https://shop.example.com/path", "shop.example.com", "*"] {
+        assert_eq!(
+            origin("https://Shop.Example.com/"),
+            Some("https://shop.example.com".into())
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8081"),
+            Some("http://127.0.0.1:8081".into())
+        );
+        for bad in [
+            "http://shop.example.com",
+            "https://shop.example.com/path",
+            "shop.example.com",
+            "*",
+        ] {
             assert_eq!(origin(bad), None, "{bad}");
         }
         let record = ShopRecord {

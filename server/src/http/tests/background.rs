@@ -9,13 +9,13 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use index::HashingEmbedder;
 use pipeline::{Config, Lake};
-use testkit::{SHOP_A, copy_dir};
+use testkit::{SHOP_A, SHOP_B, copy_dir};
 
 use super::{Server, fixture};
 use crate::lake_writer::applier::{IndexFollow, Outbox};
 use crate::lake_writer::replay::replay;
 use crate::shopify::webhook::sign;
-use crate::state::shops::{Credentials, ShopStatus};
+use crate::state::shops::{Credentials, ShopKind, ShopStatus};
 use crate::{AppState, QueryEmbedder};
 
 /// Shopify's own example payloads, one per topic.
@@ -81,7 +81,12 @@ impl Server {
                 body,
             )
             .await;
-        assert_eq!(delivered.status, StatusCode::OK, "{topic}: {}", delivered.body);
+        assert_eq!(
+            delivered.status,
+            StatusCode::OK,
+            "{topic}: {}",
+            delivered.body
+        );
     }
 }
 
@@ -90,26 +95,48 @@ async fn uninstalling_the_app_stops_serving_that_shop_and_drops_its_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let (server, applier) = own_server(dir.path()).await;
     server.chat(SHOP_B, None, "do you sell tents").await;
-    server.deliver(SHOP_B, "app/uninstalled", "in-memory-uninstall").await;
+    server
+        .deliver(SHOP_B, "app/uninstalled", "in-memory-uninstall")
+        .await;
     applier.drain(Outbox::Webhooks).await.unwrap();
 
     let refused = server
-        .post("/v1/chat", &serde_json::json!({"shop": SHOP_B, "message": "do you sell tents"}))
+        .post(
+            "/v1/chat",
+            &serde_json::json!({"shop": SHOP_B, "message": "do you sell tents"}),
+        )
         .await;
-    assert_eq!(refused.error(), (404, Some("unknown_shop")), "{}", refused.body);
+    assert_eq!(
+        refused.error(),
+        (404, Some("unknown_shop")),
+        "{}",
+        refused.body
+    );
     let record = server.state.shops().get(SHOP_B).unwrap();
     assert_eq!(record.status, ShopStatus::Uninstalled);
     assert_eq!(record.credentials, Credentials::default(), "tokens dropped");
     // The other shop is untouched, and the uninstalled one's later compliance webhook
     // (shop/redact comes 48 hours on) is still taken.
     server.chat(SHOP_A, None, "do you sell tents").await;
-    server.deliver(SHOP_B, "shop/redact", "in-memory-redact").await;
+    server
+        .deliver(SHOP_B, "shop/redact", "in-memory-redact")
+        .await;
 }
 
 #[tokio::test]
 async fn a_replay_loads_the_model_only_when_the_index_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = own_copy(dir.path());
+    crate::state::shops::ShopRegistry::open_configured(&config)
+        .unwrap()
+        .install(
+            SHOP_A,
+            ShopKind::Custom,
+            Vec::new(),
+            Credentials::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
 
     // An order changes no passage: applied without a model (the assets folder is empty).
     let orders = replay(
@@ -166,7 +193,9 @@ async fn the_applier_wakes_the_refresher_as_soon_as_it_has_changed_the_lake() {
         stopped,
     ));
 
-    server.deliver(SHOP_A, "orders/create", "in-memory-wake-up").await;
+    server
+        .deliver(SHOP_A, "orders/create", "in-memory-wake-up")
+        .await;
     let applied = applier.drain(Outbox::Webhooks).await.unwrap();
     assert!(applied.changed.contains("orders"), "{applied:?}");
     assert_eq!(

@@ -25,7 +25,7 @@ async fn bad_chat_requests_get_a_4xx_with_a_stable_code() {
             "invalid_field",
         ),
         (body(json!({"shop": SHOP_A})), json, 400, "invalid_field"),
-        (body(json!({"message": "hi"})), json, 400, "invalid_field"),
+        (body(json!({"message": "hi"})), json, 400, "missing_shop"),
         (
             body(json!({"shop": SHOP_A, "message": "hi", "extra": 1})),
             json,
@@ -99,7 +99,9 @@ async fn bad_chat_requests_get_a_4xx_with_a_stable_code() {
 #[tokio::test]
 async fn bad_conversation_and_inbox_requests_get_a_4xx_with_a_stable_code() {
     let server = Server::start().await;
-    let unknown = server.get(&format!("/v1/conversations/nope?shop={SHOP_A}")).await;
+    let unknown = server
+        .get(&format!("/v1/conversations/nope?shop={SHOP_A}"))
+        .await;
     assert_eq!(unknown.error(), (404, Some("unknown_conversation")));
     let unknown = server.verify("nope", "1001", "a@example.com").await;
     assert_eq!(unknown.error(), (404, Some("unknown_conversation")));
@@ -221,6 +223,10 @@ async fn an_empty_configured_token_lets_nobody_in() {
         let empty = server
             .call(Method::GET, path, &[("authorization", "Bearer ")], "")
             .await;
-        assert_eq!(empty.error(), (401, Some(code)), "{path} with an empty bearer");
+        assert_eq!(
+            empty.error(),
+            (401, Some(code)),
+            "{path} with an empty bearer"
+        );
     }
 }

@@ -31,6 +31,21 @@ impl Server {
         .await
     }
 
+    /// The CORS preflight a browser at `origin` sends before `POST /v1/chat`.
+    async fn preflight(&self, origin: &str) -> super::Answered {
+        self.call(
+            Method::OPTIONS,
+            "/v1/chat",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            "",
+        )
+        .await
+    }
+
     /// `POST /proxy/<path>` as Shopify forwards a storefront call for `shop`, signed with
     /// the app's client secret, `customer` signed in (or nobody), at `timestamp`.
     async fn through_proxy(
@@ -64,15 +79,17 @@ async fn a_customer_token_answers_only_in_the_shop_whose_secret_signed_it() {
     let (number, _) = number_and_email(&order);
     let (customer, email) = shopper(&order);
     let expires = Utc::now().timestamp() + 600;
-    let ask = |shop: &str, token: String| {
-        json!({"shop": shop, "message": asking_about(&number), "customer_token": token})
-    };
+    let ask = |shop: &str, token: String| json!({"shop": shop, "message": asking_about(&number), "customer_token": token});
 
     // Shop A's token in shop A: verified, answered from shop A's order.
     let token_a = sign_token(STOREFRONT_A, SHOP_A, customer, &email, expires);
     let answered = server.post("/v1/chat", &ask(SHOP_A, token_a.clone())).await;
     assert_eq!(answered.status, StatusCode::OK, "{}", answered.body);
-    assert_eq!(answered.body["reply"]["needs_verification"], false, "{}", answered.body);
+    assert_eq!(
+        answered.body["reply"]["needs_verification"], false,
+        "{}",
+        answered.body
+    );
     assert_eq!(
         answered.body["reply"]["sources"][0]["doc_key"],
         format!("order:#{number}")
@@ -80,16 +97,30 @@ async fn a_customer_token_answers_only_in_the_shop_whose_secret_signed_it() {
 
     // The same token sent to shop B, whose customer has the same id: refused.
     let crossed = server.post("/v1/chat", &ask(SHOP_B, token_a)).await;
-    assert_eq!(crossed.error(), (401, Some("token_for_another_shop")), "{}", crossed.body);
+    assert_eq!(
+        crossed.error(),
+        (401, Some("token_for_another_shop")),
+        "{}",
+        crossed.body
+    );
     // Relabelled for shop B but signed with A's secret: refused.
     let forged = sign_token(STOREFRONT_A, SHOP_B, customer, &in_shop_b(&email), expires);
     let forged = server.post("/v1/chat", &ask(SHOP_B, forged)).await;
-    assert_eq!(forged.error(), (401, Some("invalid_customer_token")), "{}", forged.body);
+    assert_eq!(
+        forged.error(),
+        (401, Some("invalid_customer_token")),
+        "{}",
+        forged.body
+    );
     // Shop B's own token for its own shopper opens shop B's order.
     let token_b = sign_token(STOREFRONT_B, SHOP_B, customer, &in_shop_b(&email), expires);
     let in_b = server.post("/v1/chat", &ask(SHOP_B, token_b)).await;
     assert_eq!(in_b.status, StatusCode::OK, "{}", in_b.body);
-    assert_eq!(in_b.body["reply"]["needs_verification"], false, "{}", in_b.body);
+    assert_eq!(
+        in_b.body["reply"]["needs_verification"], false,
+        "{}",
+        in_b.body
+    );
 }
 
 #[tokio::test]
@@ -106,7 +137,11 @@ async fn an_app_proxy_request_speaks_for_its_signed_shop_and_customer_only() {
         .through_proxy(SHOP_A, Some(customer), now, "/v1/chat", &ask)
         .await;
     assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
-    assert_eq!(signed_in.body["reply"]["needs_verification"], false, "{}", signed_in.body);
+    assert_eq!(
+        signed_in.body["reply"]["needs_verification"], false,
+        "{}",
+        signed_in.body
+    );
     assert_eq!(
         signed_in.body["reply"]["sources"][0]["doc_key"],
         format!("order:#{number}")
@@ -114,8 +149,14 @@ async fn an_app_proxy_request_speaks_for_its_signed_shop_and_customer_only() {
     let conversation = signed_in.body["conversation_id"].as_str().unwrap();
 
     // Nobody signed in: the order form, as on any page.
-    let anonymous = server.through_proxy(SHOP_A, None, now, "/v1/chat", &ask).await;
-    assert_eq!(anonymous.body["reply"]["needs_verification"], true, "{}", anonymous.body);
+    let anonymous = server
+        .through_proxy(SHOP_A, None, now, "/v1/chat", &ask)
+        .await;
+    assert_eq!(
+        anonymous.body["reply"]["needs_verification"], true,
+        "{}",
+        anonymous.body
+    );
 
     // Shop A's conversation through shop B's proxy does not exist, however it is asked.
     let crossed = server
@@ -127,7 +168,12 @@ async fn an_app_proxy_request_speaks_for_its_signed_shop_and_customer_only() {
             &json!({"conversation_id": conversation, "message": "where is my order?"}),
         )
         .await;
-    assert_eq!(crossed.error(), (404, Some("unknown_conversation")), "{}", crossed.body);
+    assert_eq!(
+        crossed.error(),
+        (404, Some("unknown_conversation")),
+        "{}",
+        crossed.body
+    );
     let resolved = server
         .through_proxy(
             SHOP_B,
@@ -137,7 +183,12 @@ async fn an_app_proxy_request_speaks_for_its_signed_shop_and_customer_only() {
             &json!({}),
         )
         .await;
-    assert_eq!(resolved.error(), (404, Some("unknown_conversation")), "{}", resolved.body);
+    assert_eq!(
+        resolved.error(),
+        (404, Some("unknown_conversation")),
+        "{}",
+        resolved.body
+    );
     // A body naming shop A cannot ride on shop B's signature.
     let mismatch = server
         .through_proxy(
@@ -148,20 +199,33 @@ async fn an_app_proxy_request_speaks_for_its_signed_shop_and_customer_only() {
             &json!({"shop": SHOP_A, "message": "hi"}),
         )
         .await;
-    assert_eq!(mismatch.error(), (403, Some("shop_mismatch")), "{}", mismatch.body);
+    assert_eq!(
+        mismatch.error(),
+        (403, Some("shop_mismatch")),
+        "{}",
+        mismatch.body
+    );
 
     // Stale, unsigned and altered requests are refused with their codes.
     let stale = server
         .through_proxy(SHOP_A, Some(customer), now - 600, "/v1/chat", &ask)
         .await;
-    assert_eq!(stale.error(), (401, Some("stale_proxy_request")), "{}", stale.body);
+    assert_eq!(
+        stale.error(),
+        (401, Some("stale_proxy_request")),
+        "{}",
+        stale.body
+    );
     let unsigned = server.post("/proxy/v1/chat?shop=x", &ask).await;
     assert_eq!(unsigned.error(), (401, Some("proxy_signature_required")));
     let query = format!("shop={SHOP_A}&logged_in_customer_id={customer}&timestamp={now}");
     let signature = proxy::sign(&server.state.config().shopify_client_secret, &query);
     let altered = query.replace(&customer.to_string(), &(customer + 1).to_string());
     let altered = server
-        .post(&format!("/proxy/v1/chat?{altered}&signature={signature}"), &ask)
+        .post(
+            &format!("/proxy/v1/chat?{altered}&signature={signature}"),
+            &ask,
+        )
         .await;
     assert_eq!(altered.error(), (401, Some("invalid_proxy_signature")));
 }
@@ -182,7 +246,11 @@ async fn a_shops_answer_cites_only_its_own_passages() {
     let in_a = index.passage(SHOP_A, &key).unwrap();
     let in_b = index.passage(SHOP_B, &key).unwrap();
     assert!(in_a.text.contains("Ridgeline"), "{}", in_a.text);
-    assert!(in_b.text.contains("Summit") && !in_b.text.contains("Ridgeline"), "{}", in_b.text);
+    assert!(
+        in_b.text.contains("Summit") && !in_b.text.contains("Ridgeline"),
+        "{}",
+        in_b.text
+    );
 
     let reply = server
         .chat(SHOP_B, None, "what is your return policy for refunds")
@@ -190,34 +258,31 @@ async fn a_shops_answer_cites_only_its_own_passages() {
     let sources = reply["reply"]["sources"].as_array().unwrap();
     assert!(!sources.is_empty(), "{reply}");
     let text = reply.to_string();
-    assert!(!text.contains("Ridgeline"), "shop B's answer quotes shop A: {text}");
+    assert!(
+        !text.contains("Ridgeline"),
+        "shop B's answer quotes shop A: {text}"
+    );
 }
 
 #[tokio::test]
 async fn a_storefront_origin_reaches_only_its_own_shop() {
     let server = Server::start().await;
-    let preflight = |origin: &'static str| {
-        server.call(
-            Method::OPTIONS,
-            "/v1/chat",
-            &[
-                ("origin", origin),
-                ("access-control-request-method", "POST"),
-                ("access-control-request-headers", "content-type"),
-            ],
-            "",
-        )
-    };
-    let allowed = preflight(ORIGIN_A).await;
+    let allowed = server.preflight(ORIGIN_A).await;
     assert!(allowed.status.is_success(), "{:?}", allowed.status);
     assert_eq!(allowed.headers["access-control-allow-origin"], ORIGIN_A);
     assert!(
-        allowed.headers.get("access-control-allow-credentials").is_none(),
+        allowed
+            .headers
+            .get("access-control-allow-credentials")
+            .is_none(),
         "no credentials: the API uses no cookies"
     );
-    let stranger = preflight("https://elsewhere.example").await;
+    let stranger = server.preflight("https://elsewhere.example").await;
     assert!(
-        stranger.headers.get("access-control-allow-origin").is_none(),
+        stranger
+            .headers
+            .get("access-control-allow-origin")
+            .is_none(),
         "an origin no shop allows gets no CORS headers: {:?}",
         stranger.headers
     );
@@ -228,11 +293,25 @@ async fn a_storefront_origin_reaches_only_its_own_shop() {
     assert_eq!(own.headers["access-control-allow-origin"], ORIGIN_A);
     // Shop A's page driving shop B's chat, and shop B's own origin driving shop A's.
     let hello_b = json!({"shop": SHOP_B, "message": "do you sell tents"});
-    let crossed = server.post_with_origin(ORIGIN_A, "/v1/chat", &hello_b).await;
-    assert_eq!(crossed.error(), (403, Some("origin_not_allowed")), "{}", crossed.body);
+    let crossed = server
+        .post_with_origin(ORIGIN_A, "/v1/chat", &hello_b)
+        .await;
+    assert_eq!(
+        crossed.error(),
+        (403, Some("origin_not_allowed")),
+        "{}",
+        crossed.body
+    );
     let b_origin = format!("https://{SHOP_B}");
     let crossed = server.post_with_origin(&b_origin, "/v1/chat", &hello).await;
-    assert_eq!(crossed.error(), (403, Some("origin_not_allowed")), "{}", crossed.body);
-    let b_own = server.post_with_origin(&b_origin, "/v1/chat", &hello_b).await;
+    assert_eq!(
+        crossed.error(),
+        (403, Some("origin_not_allowed")),
+        "{}",
+        crossed.body
+    );
+    let b_own = server
+        .post_with_origin(&b_origin, "/v1/chat", &hello_b)
+        .await;
     assert_eq!(b_own.status, StatusCode::OK, "{}", b_own.body);
 }
