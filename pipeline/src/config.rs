@@ -64,6 +64,15 @@ pub struct Config {
     /// while the model is busy are embedded together, which costs less per message; 1 embeds
     /// every message alone. Env: `SUPPORTLAKE_EMBEDDING_BATCH`.
     pub embedding_batch: usize,
+    /// The Shopify app's client id (API key), sent to the shop's OAuth consent screen when a
+    /// merchant installs the app (`/auth`). Env: `SUPPORTLAKE_SHOPIFY_CLIENT_ID`.
+    pub shopify_client_id: String,
+    /// The Admin API scopes an install asks for, comma-separated.
+    /// Env: `SUPPORTLAKE_SHOPIFY_SCOPES`.
+    pub shopify_scopes: String,
+    /// The server's public base URL as Shopify reaches it (`https://support.example.com`):
+    /// the OAuth redirect goes to `<app_url>/auth/callback`. Env: `SUPPORTLAKE_APP_URL`.
+    pub app_url: String,
     /// The Shopify app's client secret (API secret key): webhook deliveries are signed with
     /// it (`X-Shopify-Hmac-Sha256`). The default is public, for the demo only.
     /// Env: `SUPPORTLAKE_SHOPIFY_CLIENT_SECRET`.
@@ -96,6 +105,9 @@ pub const DEMO_MASTER_KEY: &str = "c3VwcG9ydGxha2UtZGVtby1tYXN0ZXIta2V5LTAwMzI="
 pub const DEMO_AGENT_TOKEN: &str = "supportlake-demo-agent-token";
 /// The demo analyst token: anybody can read the dashboard with it.
 pub const DEMO_ANALYST_TOKEN: &str = "supportlake-demo-analyst-token";
+/// What an install asks for: what `sync shopify` reads (products, inventory, customers,
+/// orders with fulfillments and returns, policies, articles) and the app proxy.
+pub const DEFAULT_SCOPES: &str = "read_products,read_inventory,read_customers,read_orders,read_fulfillments,read_returns,read_content,read_legal_policies,write_app_proxy";
 /// The demo Shopify client secret: anybody can sign webhooks with it.
 pub const DEMO_SHOPIFY_CLIENT_SECRET: &str = "supportlake-demo-shopify-client-secret";
 
@@ -115,6 +127,9 @@ impl Default for Config {
             agent_token: DEMO_AGENT_TOKEN.into(),
             analyst_token: DEMO_ANALYST_TOKEN.into(),
             embedding_batch: 8,
+            shopify_client_id: String::new(),
+            shopify_scopes: DEFAULT_SCOPES.into(),
+            app_url: String::new(),
             shopify_client_secret: DEMO_SHOPIFY_CLIENT_SECRET.into(),
             shopify_previous_client_secret: String::new(),
             exports_dir: PathBuf::from("./data/exports"),
@@ -141,6 +156,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("agent_token", "SUPPORTLAKE_AGENT_TOKEN"),
     ("analyst_token", "SUPPORTLAKE_ANALYST_TOKEN"),
     ("embedding_batch", "SUPPORTLAKE_EMBEDDING_BATCH"),
+    ("shopify_client_id", "SUPPORTLAKE_SHOPIFY_CLIENT_ID"),
+    ("shopify_scopes", "SUPPORTLAKE_SHOPIFY_SCOPES"),
+    ("app_url", "SUPPORTLAKE_APP_URL"),
     ("shopify_client_secret", "SUPPORTLAKE_SHOPIFY_CLIENT_SECRET"),
     (
         "shopify_previous_client_secret",
@@ -200,6 +218,9 @@ impl Config {
             "previous_master_key" => self.previous_master_key = value.into(),
             "agent_token" => self.agent_token = value.into(),
             "analyst_token" => self.analyst_token = value.into(),
+            "shopify_client_id" => self.shopify_client_id = value.into(),
+            "shopify_scopes" => self.shopify_scopes = value.into(),
+            "app_url" => self.app_url = value.into(),
             "shopify_client_secret" => self.shopify_client_secret = value.into(),
             "shopify_previous_client_secret" => {
                 self.shopify_previous_client_secret = value.into();

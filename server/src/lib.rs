@@ -82,6 +82,7 @@ pub use embedding::QueryEmbedder;
 pub use error::{AppError, ServerError};
 pub use http::router;
 pub use lake_writer::replay::{Replayed, replay};
+pub use shopify::oauth::fresh_token;
 pub use state::shops;
 
 use crate::conversation::answer::{self, Cited, Source, Understanding};
@@ -440,6 +441,21 @@ async fn refresher(
     }
 }
 
+/// How often the token keeper looks for Admin tokens about to expire.
+const KEEP_TOKENS_EVERY: Duration = Duration::from_secs(60);
+
+/// Refreshes the installed shops' expiring Admin tokens ahead of their expiry
+/// ([`shopify::oauth::keep_fresh`]) every minute until `stop` changes.
+async fn token_keeper(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        shopify::oauth::keep_fresh(state.config(), state.shops()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(KEEP_TOKENS_EVERY) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight,
 /// flushes the outbox to the lake and returns.
 pub async fn serve(
@@ -463,7 +479,13 @@ pub async fn serve(
     // The applier wakes the refresher when it has changed the index or the commerce tables.
     let changes = applier.changes();
     let applier = background.spawn(applier.run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()));
-    let refresher = background.spawn(refresher(state.clone(), changes, REFRESH_EVERY, stop_rx));
+    let refresher = background.spawn(refresher(
+        state.clone(),
+        changes,
+        REFRESH_EVERY,
+        stop_rx.clone(),
+    ));
+    let keeper = background.spawn(token_keeper(state.clone(), stop_rx));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -471,6 +493,7 @@ pub async fn serve(
     // The requests are done: stop the background work, with a last flush of the outbox.
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    let _ = keeper.await;
     let _ = applier.await;
     // Its tasks are done; dropping a runtime would block, which async code must not.
     background.shutdown_background();

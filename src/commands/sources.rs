@@ -24,14 +24,14 @@ pub async fn sync_shopify(
     // The shop's own Admin token when the registry holds one, else the configured one (a
     // custom app run without a registry); never for a shop that uninstalled the app.
     let registry = server::shops::ShopRegistry::open_configured(config)?;
-    let token = match registry.get(&shop) {
-        Some(record) if !record.is_installed() => {
-            anyhow::bail!("{shop} has uninstalled the app: nothing of it is synced")
-        }
-        Some(record) => record.credentials.access_token.filter(|t| !t.is_empty()),
-        None => None,
+    if registry.get(&shop).is_some_and(|s| !s.is_installed()) {
+        anyhow::bail!("{shop} has uninstalled the app: nothing of it is synced");
     }
-    .unwrap_or_else(|| config.shopify_access_token.clone());
+    // An OAuth shop's token is refreshed first when it is about to expire.
+    let token = server::fresh_token(config, &registry, &shop, chrono::Utc::now())
+        .await?
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| config.shopify_access_token.clone());
     let lake = Lake::open(config.lake_url()?)?;
     let options = pipeline::sources::shopify_api::SyncOptions {
         base_url: config.admin_base_url(&shop),

@@ -2,7 +2,7 @@
 //! table and its OpenAPI document ([`openapi`]), the JSON body extractor ([`extract`]), the
 //! bearer checks ([`auth`]), and the handlers with the bodies they take and give:
 //! [`health`], [`chat`], [`conversations`], [`handoffs`] (the agents' inbox), [`reports`],
-//! [`pages`] (HTML and JavaScript) and [`webhooks`] (Shopify's deliveries); [`storefront`]
+//! [`pages`] (HTML and JavaScript), [`install`] (OAuth) and [`webhooks`] (Shopify's deliveries); [`storefront`]
 //! decides which shop a shopper's request is for, and lets it in by CORS or the app proxy.
 
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod extract;
 pub mod handoffs;
 pub mod health;
+pub mod install;
 pub mod openapi;
 pub mod pages;
 pub mod reports;

@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
-use super::{chat, conversations, handoffs, health, reports, webhooks};
+use super::{chat, conversations, handoffs, health, install, reports, webhooks};
 use crate::AppState;
 
 /// Who may call a route.
@@ -257,6 +257,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "rows": {"type": "array", "items": {"type": "object"}}}})
         },
         handler: || get(reports::report),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/auth",
+        summary: "Install on a shop: ?shop=<shop>.myshopify.com (400 invalid_shop). 303 to the shop's OAuth consent screen, with a signed state cookie.",
+        auth: Auth::Public,
+        request: None,
+        response: || json!({"type": "object"}),
+        handler: || get(install::begin),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/auth/callback",
+        summary: "Shopify's redirect after consent: hmac (401 invalid_hmac), timestamp (401 stale_oauth_callback), state cookie (403 invalid_oauth_state); the code is traded for an expiring offline token, sealed in the shop registry (502 code_exchange_failed).",
+        auth: Auth::Public,
+        request: None,
+        response: || json!({"type": "string", "description": "an HTML page"}),
+        handler: || get(install::callback),
     },
     Endpoint {
         method: Method::POST,

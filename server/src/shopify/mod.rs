@@ -8,6 +8,9 @@
 //! * [`webhook`]: a webhook delivery (base64 HMAC of the raw body).
 //! * [`proxy`]: a storefront request forwarded by the app proxy (hex HMAC of the sorted
 //!   query parameters).
+//! * [`oauth`]: an install's callback (hex HMAC of the sorted, URL-encoded query), and the
+//!   expiring offline token it is traded for, kept fresh.
 
+pub mod oauth;
 pub mod proxy;
 pub mod webhook;

@@ -16,6 +16,15 @@
 //!   `currentlyAvailable`, `restoreRate`); a query costing more than the bucket holds gets a
 //!   `THROTTLED` error on an HTTP 200, as Shopify does.
 //!
+//! * OAuth as a public app meets it: `GET /admin/oauth/authorize` redirects to the app's
+//!   `redirect_uri` with a code and the query signed as Shopify signs it (hex HMAC of the
+//!   sorted, URL-encoded parameters under the client secret); `POST
+//!   /admin/oauth/access_token` trades the code (with `expiring: "1"`, an access token that
+//!   lives [`Config::token_lifetime`] and a refresh token) or a refresh token (a new pair;
+//!   the old refresh token works until the new one is used, as Shopify's do), with
+//!   `{"error": "invalid_grant"}` for anything else; GraphQL accepts the issued access
+//!   tokens until they expire.
+//!
 //! It is not a GraphQL engine: it recognises the documents supportlake sends (by their root
 //! fields) and answers with every field supportlake selects. [`Faults`] injects `THROTTLED`
 //! answers, HTTP 429 with `Retry-After` and HTTP 500s at fixed request counts, so a test
@@ -60,6 +69,11 @@ pub struct Config {
     /// How long a bulk operation runs before it completes.
     pub bulk_duration: Duration,
     pub faults: Faults,
+    /// The app's client id and secret at this "Shopify" (OAuth).
+    pub client_id: String,
+    pub client_secret: String,
+    /// How long an expiring access token lives (Shopify: an hour).
+    pub token_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +84,9 @@ impl Default for Config {
             restore_rate: 100.0,
             bulk_duration: Duration::from_millis(200),
             faults: Faults::default(),
+            client_id: "replay-client-id".into(),
+            client_secret: "replay-client-secret".into(),
+            token_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -94,6 +111,33 @@ struct Inner {
     /// Status polls answered RUNNING: what a sync waited for.
     running_polls: u64,
     address: SocketAddr,
+    oauth: OAuth,
+}
+
+/// What the OAuth endpoints issued and saw.
+#[derive(Debug, Default)]
+struct OAuth {
+    /// Codes not yet traded.
+    codes: Vec<String>,
+    /// Access tokens issued, with when they expire.
+    access: Vec<(String, Instant)>,
+    /// Refresh tokens that still work, each with the one that replaced it (once used, the
+    /// replacement retires it).
+    refresh: Vec<(String, Option<String>)>,
+    counts: OAuthCounts,
+}
+
+/// How often each grant was made.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OAuthCounts {
+    pub authorizations: u64,
+    /// Codes traded for an expiring token (`expiring: "1"`).
+    pub expiring_exchanges: u64,
+    /// Codes traded for a token that does not expire.
+    pub plain_exchanges: u64,
+    pub refreshes: u64,
+    /// Grants refused (`invalid_grant`, `invalid_client`).
+    pub refused: u64,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -120,8 +164,11 @@ impl Replay {
             operations: Vec::new(),
             running_polls: 0,
             address,
+            oauth: OAuth::default(),
         }));
         let app = Router::new()
+            .route("/admin/oauth/authorize", get(authorize))
+            .route("/admin/oauth/access_token", post(access_token))
             .route("/admin/api/{version}/graphql.json", post(graphql))
             .route("/bulk/{file}", get(bulk_result))
             .with_state(state.clone());
@@ -157,6 +204,11 @@ impl Replay {
         self.state.lock().expect("replay state").running_polls
     }
 
+    /// The OAuth grants made so far.
+    pub fn oauth_counts(&self) -> OAuthCounts {
+        self.state.lock().expect("replay state").oauth.counts
+    }
+
     /// Bulk operations started so far.
     pub fn bulk_operations(&self) -> usize {
         self.state.lock().expect("replay state").operations.len()
@@ -185,6 +237,133 @@ impl Replay {
             order_ids.push(o["id"].as_str().unwrap_or("").to_string());
         }
         (product_ids, order_ids)
+    }
+}
+
+/// Shopify's signature of an OAuth redirect's query: hex HMAC-SHA256 under the client
+/// secret of every parameter but `hmac`, sorted, URL-encoded (`%20` for spaces), `&`-joined.
+fn sign_query(secret: &str, params: &[(&str, String)]) -> String {
+    use hmac::Mac;
+    let mut sorted: Vec<_> = params.to_vec();
+    sorted.sort();
+    let encode = |text: &str| {
+        url::form_urlencoded::byte_serialize(text.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let message: Vec<String> = sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(message.join("&").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn token(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// `GET /admin/oauth/authorize`: the merchant consents at once; back to `redirect_uri`.
+async fn authorize(
+    State(state): State<Shared>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let mut state = state.lock().expect("replay state");
+    if query.get("client_id") != Some(&state.config.client_id) {
+        return shopify_error(
+            StatusCode::BAD_REQUEST,
+            json!({"errors": "The client_id is not valid for this shop"}),
+        );
+    }
+    let Some(redirect) = query.get("redirect_uri").cloned() else {
+        return shopify_error(StatusCode::BAD_REQUEST, json!({"errors": "redirect_uri is missing"}));
+    };
+    let code = token("code");
+    state.oauth.codes.push(code.clone());
+    state.oauth.counts.authorizations += 1;
+    let shop = state.store.shop["myshopify_domain"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let params = [
+        ("code", code),
+        ("host", base64_host(&shop)),
+        ("shop", shop),
+        ("state", query.get("state").cloned().unwrap_or_default()),
+        ("timestamp", chrono::Utc::now().timestamp().to_string()),
+    ];
+    let hmac = sign_query(&state.config.client_secret, &params);
+    let mut target = url::Url::parse(&redirect).expect("an absolute redirect_uri");
+    target.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    target.query_pairs_mut().append_pair("hmac", &hmac);
+    (StatusCode::FOUND, [("location", target.to_string())]).into_response()
+}
+
+/// The `host` parameter: the shop's admin host in base64, as Shopify sends it.
+fn base64_host(shop: &str) -> String {
+    use base64::Engine;
+    let host = format!("admin.shopify.com/store/{}", shop.trim_end_matches(".myshopify.com"));
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(host)
+}
+
+/// `POST /admin/oauth/access_token`: a code or a refresh token for a token pair.
+async fn access_token(State(state): State<Shared>, body: Bytes) -> Response {
+    let mut state = state.lock().expect("replay state");
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let refuse = |state: &mut Inner, error: &str| {
+        state.oauth.counts.refused += 1;
+        shopify_error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": error, "error_description": "the grant was refused"}),
+        )
+    };
+    if request["client_id"] != json!(state.config.client_id)
+        || request["client_secret"] != json!(state.config.client_secret)
+    {
+        return refuse(&mut state, "invalid_client");
+    }
+    let lifetime = state.config.token_lifetime;
+    let mut issue = |state: &mut Inner| {
+        let (access, refresh) = (token("shpua"), token("shprt"));
+        state.oauth.access.push((access.clone(), Instant::now() + lifetime));
+        state.oauth.refresh.push((refresh.clone(), None));
+        json!({"access_token": access, "scope": "read_products,read_orders",
+            "expires_in": lifetime.as_secs(), "refresh_token": refresh,
+            "refresh_token_expires_in": 7_776_000})
+    };
+    if request["grant_type"] == "refresh_token" {
+        let presented = request["refresh_token"].as_str().unwrap_or_default().to_string();
+        let Some(position) = state.oauth.refresh.iter().position(|(t, _)| *t == presented) else {
+            return refuse(&mut state, "invalid_grant");
+        };
+        // Using a replacement retires the token it replaced.
+        state.oauth.refresh.retain(|(_, replaced_by)| replaced_by.as_ref() != Some(&presented));
+        let position = state
+            .oauth
+            .refresh
+            .iter()
+            .position(|(t, _)| *t == presented)
+            .unwrap_or(position);
+        let grant = issue(&mut state);
+        state.oauth.refresh[position].1 = grant["refresh_token"].as_str().map(String::from);
+        state.oauth.counts.refreshes += 1;
+        return axum::Json(grant).into_response();
+    }
+    let code = request["code"].as_str().unwrap_or_default().to_string();
+    let Some(position) = state.oauth.codes.iter().position(|c| *c == code) else {
+        return refuse(&mut state, "invalid_grant");
+    };
+    state.oauth.codes.remove(position);
+    if request["expiring"] == "1" || request["expiring"] == 1 {
+        state.oauth.counts.expiring_exchanges += 1;
+        let grant = issue(&mut state);
+        axum::Json(grant).into_response()
+    } else {
+        state.oauth.counts.plain_exchanges += 1;
+        let access = token("shpat");
+        state.oauth.access.push((access.clone(), Instant::now() + Duration::from_secs(100 * 365 * 86_400)));
+        axum::Json(json!({"access_token": access, "scope": "read_products,read_orders"})).into_response()
     }
 }
 
@@ -254,7 +433,14 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     let token = headers
         .get("X-Shopify-Access-Token")
         .and_then(|v| v.to_str().ok());
-    if token != Some(state.config.token.as_str()) {
+    let issued = token.is_some_and(|t| {
+        state
+            .oauth
+            .access
+            .iter()
+            .any(|(issued, expires)| issued == t && *expires > Instant::now())
+    });
+    if token != Some(state.config.token.as_str()) && !issued {
         return shopify_error(
             StatusCode::UNAUTHORIZED,
             json!({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}),

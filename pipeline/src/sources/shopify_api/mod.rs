@@ -24,6 +24,7 @@
 
 mod client;
 mod mapping;
+pub mod oauth;
 mod query;
 mod sync;
 

@@ -12,6 +12,7 @@
 
 mod background;
 mod codes;
+mod install;
 mod rules;
 mod tenancy;
 
