@@ -580,17 +580,12 @@ impl std::fmt::Display for BuildSummary {
                 m.generation
             );
         }
-        let counts: Vec<String> = m
-            .by_doc_type
-            .iter()
-            .map(|(t, n)| format!("{t}={n}"))
-            .collect();
         writeln!(
             f,
             "generation {}: {} passages ({})",
             m.generation,
             m.passages,
-            counts.join(" ")
+            m.doc_type_counts()
         )?;
         writeln!(
             f,
@@ -627,23 +622,29 @@ impl std::fmt::Display for BuildSummary {
     }
 }
 
+impl Manifest {
+    /// Its passages per document type, as `product=120 policy=14 …`.
+    fn doc_type_counts(&self) -> String {
+        self.by_doc_type
+            .iter()
+            .map(|(t, n)| format!("{t}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// What `supportlake index status` prints: the live generation, those on disk, the cache.
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.current {
             Some(m) => {
-                let counts: Vec<String> = m
-                    .by_doc_type
-                    .iter()
-                    .map(|(t, n)| format!("{t}={n}"))
-                    .collect();
                 writeln!(
                     f,
                     "live: {} built {} ({} passages: {}; {} intent examples; model {})",
                     m.generation,
                     m.built_at,
                     m.passages,
-                    counts.join(" "),
+                    m.doc_type_counts(),
                     m.intent_examples,
                     m.model
                 )?;

@@ -252,6 +252,7 @@ fn a_sync_through_throttling_429s_500s_and_a_kill_completes_without_duplicates()
             too_many_every: Some(7),
             server_error_every: Some(11),
         },
+        ..Config::default()
     });
     let work = tempfile::tempdir().unwrap();
     // Killed while the third bulk operation (customers) runs: products and inventory are

@@ -95,6 +95,7 @@ pub async fn callback(
          <p>Turn on the chat in the theme editor (Theme settings › App embeds › supportlake chat).</p>"
     );
     // The state has done its job: the cookie goes.
-    let expired = format!("{STATE_COOKIE}=; Path=/auth/callback; Max-Age=0; HttpOnly; SameSite=Lax");
+    let expired =
+        format!("{STATE_COOKIE}=; Path=/auth/callback; Max-Age=0; HttpOnly; SameSite=Lax");
     Ok(([(header::SET_COOKIE, expired)], Html(page)).into_response())
 }

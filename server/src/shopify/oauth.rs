@@ -111,7 +111,10 @@ pub fn callback_signed(query: &str, secrets: &[&str]) -> bool {
 pub fn state_cookie(secret: &str, shop: &str, nonce: &str) -> String {
     let mut mac = mac(secret);
     mac.update(format!("oauth-state:{shop}:{nonce}").as_bytes());
-    format!("{shop}.{nonce}.{}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "{shop}.{nonce}.{}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Whether `cookie` is this app's state for `shop` and `nonce`.
@@ -242,9 +245,12 @@ pub async fn install(
     callback: &Callback,
     now: DateTime<Utc>,
 ) -> Result<ShopRecord, ServerError> {
-    let grant =
-        oauth::exchange_code(&config.admin_base_url(&callback.shop), app(config), &callback.code)
-            .await?;
+    let grant = oauth::exchange_code(
+        &config.admin_base_url(&callback.shop),
+        app(config),
+        &callback.code,
+    )
+    .await?;
     let scopes = grant
         .scope
         .split(',')
@@ -267,7 +273,7 @@ pub async fn install(
 }
 
 /// The shop's Admin access token, refreshed first when it expires within
-/// [`REFRESH_AHEAD_SECONDS`] (step 3 of the module doc). `None`: the shop has no token.
+/// five minutes (step 3 of the module doc). `None`: the shop has no token.
 pub async fn fresh_token(
     config: &Config,
     shops: &ShopRegistry,
@@ -323,10 +329,19 @@ mod tests {
         let with_state = "code=0907a61c0c8d55e99db179b68161bc00&shop=some-shop.myshopify.com&state=0.6784241404160823&timestamp=1337178173&hmac=700e2dadb827fcc8609e9d5ce208b2e9cdaab9df07390d2cbca10d7c328fc4bf";
         let without = "shop=some-shop.myshopify.com&code=0907a61c0c8d55e99db179b68161bc00&timestamp=1337178173&hmac=4712bf92ffc2917d15a2f5a273e39f0116667419aa4b6ac0b3baaf26fa3c4d20";
         assert!(callback_signed(with_state, &["hush"]));
-        assert!(callback_signed(without, &["rotated", "hush"]), "the previous secret");
+        assert!(
+            callback_signed(without, &["rotated", "hush"]),
+            "the previous secret"
+        );
         assert!(!callback_signed(with_state, &["other"]));
-        assert!(!callback_signed(&with_state.replace("some-shop", "evil-shop"), &["hush"]));
-        assert!(!callback_signed(with_state, &[""]), "an empty secret signs nothing");
+        assert!(!callback_signed(
+            &with_state.replace("some-shop", "evil-shop"),
+            &["hush"]
+        ));
+        assert!(
+            !callback_signed(with_state, &[""]),
+            "an empty secret signs nothing"
+        );
         let vectors: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -341,7 +356,11 @@ mod tests {
                 .extend_pairs(params.iter().map(|(k, v)| (k, v.as_str().unwrap())))
                 .append_pair("hmac", v["expected_hmac_hex"].as_str().unwrap())
                 .finish();
-            assert!(callback_signed(&query, &[v["secret"].as_str().unwrap()]), "{}", v["id"]);
+            assert!(
+                callback_signed(&query, &[v["secret"].as_str().unwrap()]),
+                "{}",
+                v["id"]
+            );
         }
     }
 
@@ -352,6 +371,11 @@ mod tests {
         assert!(!state_matches("secret", &cookie, "b.myshopify.com", "n1"));
         assert!(!state_matches("secret", &cookie, "a.myshopify.com", "n2"));
         assert!(!state_matches("other", &cookie, "a.myshopify.com", "n1"));
-        assert!(!state_matches("secret", "a.myshopify.com.n1.00", "a.myshopify.com", "n1"));
+        assert!(!state_matches(
+            "secret",
+            "a.myshopify.com.n1.00",
+            "a.myshopify.com",
+            "n1"
+        ));
     }
 }

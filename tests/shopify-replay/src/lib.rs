@@ -277,12 +277,15 @@ async fn authorize(
         );
     }
     let Some(redirect) = query.get("redirect_uri").cloned() else {
-        return shopify_error(StatusCode::BAD_REQUEST, json!({"errors": "redirect_uri is missing"}));
+        return shopify_error(
+            StatusCode::BAD_REQUEST,
+            json!({"errors": "redirect_uri is missing"}),
+        );
     };
     let code = token("code");
     state.oauth.codes.push(code.clone());
     state.oauth.counts.authorizations += 1;
-    let shop = state.store.shop["myshopify_domain"]
+    let shop = state.store.shop["myshopifyDomain"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -295,7 +298,9 @@ async fn authorize(
     ];
     let hmac = sign_query(&state.config.client_secret, &params);
     let mut target = url::Url::parse(&redirect).expect("an absolute redirect_uri");
-    target.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    target
+        .query_pairs_mut()
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
     target.query_pairs_mut().append_pair("hmac", &hmac);
     (StatusCode::FOUND, [("location", target.to_string())]).into_response()
 }
@@ -303,7 +308,10 @@ async fn authorize(
 /// The `host` parameter: the shop's admin host in base64, as Shopify sends it.
 fn base64_host(shop: &str) -> String {
     use base64::Engine;
-    let host = format!("admin.shopify.com/store/{}", shop.trim_end_matches(".myshopify.com"));
+    let host = format!(
+        "admin.shopify.com/store/{}",
+        shop.trim_end_matches(".myshopify.com")
+    );
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(host)
 }
 
@@ -324,21 +332,35 @@ async fn access_token(State(state): State<Shared>, body: Bytes) -> Response {
         return refuse(&mut state, "invalid_client");
     }
     let lifetime = state.config.token_lifetime;
-    let mut issue = |state: &mut Inner| {
+    let issue = |state: &mut Inner| {
         let (access, refresh) = (token("shpua"), token("shprt"));
-        state.oauth.access.push((access.clone(), Instant::now() + lifetime));
+        state
+            .oauth
+            .access
+            .push((access.clone(), Instant::now() + lifetime));
         state.oauth.refresh.push((refresh.clone(), None));
         json!({"access_token": access, "scope": "read_products,read_orders",
             "expires_in": lifetime.as_secs(), "refresh_token": refresh,
             "refresh_token_expires_in": 7_776_000})
     };
     if request["grant_type"] == "refresh_token" {
-        let presented = request["refresh_token"].as_str().unwrap_or_default().to_string();
-        let Some(position) = state.oauth.refresh.iter().position(|(t, _)| *t == presented) else {
+        let presented = request["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some(position) = state
+            .oauth
+            .refresh
+            .iter()
+            .position(|(t, _)| *t == presented)
+        else {
             return refuse(&mut state, "invalid_grant");
         };
         // Using a replacement retires the token it replaced.
-        state.oauth.refresh.retain(|(_, replaced_by)| replaced_by.as_ref() != Some(&presented));
+        state
+            .oauth
+            .refresh
+            .retain(|(_, replaced_by)| replaced_by.as_ref() != Some(&presented));
         let position = state
             .oauth
             .refresh
@@ -362,8 +384,12 @@ async fn access_token(State(state): State<Shared>, body: Bytes) -> Response {
     } else {
         state.oauth.counts.plain_exchanges += 1;
         let access = token("shpat");
-        state.oauth.access.push((access.clone(), Instant::now() + Duration::from_secs(100 * 365 * 86_400)));
-        axum::Json(json!({"access_token": access, "scope": "read_products,read_orders"})).into_response()
+        state.oauth.access.push((
+            access.clone(),
+            Instant::now() + Duration::from_secs(100 * 365 * 86_400),
+        ));
+        axum::Json(json!({"access_token": access, "scope": "read_products,read_orders"}))
+            .into_response()
     }
 }
 

@@ -35,7 +35,10 @@ impl std::fmt::Debug for Grant {
         f.debug_struct("Grant")
             .field("scope", &self.scope)
             .field("expires_in", &self.expires_in)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<set>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<set>"),
+            )
             .field("refresh_token_expires_in", &self.refresh_token_expires_in)
             .finish_non_exhaustive()
     }
@@ -86,9 +89,13 @@ async fn grant(base: &str, body: serde_json::Value) -> Result<Grant> {
         .build()
         .map_err(|e| failed(format!("cannot build the HTTP client: {e}")))?;
     let response = http
-        .post(format!("{}/admin/oauth/access_token", base.trim_end_matches('/')))
+        .post(format!(
+            "{}/admin/oauth/access_token",
+            base.trim_end_matches('/')
+        ))
         .header(reqwest::header::ACCEPT, "application/json")
-        .json(&body)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
         .send()
         .await
         .map_err(|e| failed(format!("unreachable ({})", e.without_url())))?;
