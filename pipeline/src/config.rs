@@ -92,6 +92,11 @@ pub struct Config {
     pub shopify_admin_url: String,
     /// The Admin API version a sync asks for. Env: `SUPPORTLAKE_SHOPIFY_API_VERSION`.
     pub shopify_api_version: String,
+    /// How often `serve` syncs each installed shop that has an Admin token from the Admin
+    /// API (the first time in full, then what changed), in seconds; 0 leaves syncing to
+    /// `supportlake sync shopify` (a cron job, say). Webhooks bring changes within seconds:
+    /// the schedule catches what they missed. Env: `SUPPORTLAKE_SYNC_EVERY_SECONDS`.
+    pub sync_every_seconds: u64,
 }
 
 /// The key everybody can read: fine for the demo store, wrong for real shopper data.
@@ -136,6 +141,7 @@ impl Default for Config {
             shopify_access_token: String::new(),
             shopify_admin_url: String::new(),
             shopify_api_version: "2026-04".into(),
+            sync_every_seconds: 900,
         }
     }
 }
@@ -168,6 +174,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("shopify_access_token", "SUPPORTLAKE_SHOPIFY_ACCESS_TOKEN"),
     ("shopify_admin_url", "SUPPORTLAKE_SHOPIFY_ADMIN_URL"),
     ("shopify_api_version", "SUPPORTLAKE_SHOPIFY_API_VERSION"),
+    ("sync_every_seconds", "SUPPORTLAKE_SYNC_EVERY_SECONDS"),
 ];
 
 fn positive(key: &str, value: &str) -> Result<usize> {
@@ -231,6 +238,13 @@ impl Config {
             "shopify_api_version" => self.shopify_api_version = value.into(),
             "ingest_batch_rows" => self.ingest_batch_rows = positive(key, value)?,
             "embedding_batch" => self.embedding_batch = positive(key, value)?,
+            "sync_every_seconds" => {
+                self.sync_every_seconds = value.parse().map_err(|_| {
+                    PipelineError::Config(format!(
+                        "{key} must be a whole number of seconds, got {value:?}"
+                    ))
+                })?;
+            }
             other => {
                 return Err(PipelineError::Config(format!(
                     "unknown config key {other:?}"

@@ -65,7 +65,7 @@ const READ_AHEAD_BATCHES: usize = 16;
 const PROGRESS_EVERY: usize = 4096;
 
 /// Progress callback: `(bytes read, total bytes)`.
-pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
 /// What the reader thread hands the writer.
 enum Handoff {

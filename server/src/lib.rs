@@ -50,6 +50,10 @@
 //!
 //! * the applier (chat outbox → lake every five seconds, webhook outbox → lake every
 //!   second, and a last flush of both on shutdown);
+//! * the syncer (`lake_writer::syncer`): each installed shop with an Admin token is
+//!   subscribed to its webhooks and synced from the Admin API, in full after its install,
+//!   then every `sync_every_seconds`;
+//! * a token keeper that refreshes expiring Admin tokens ahead of their expiry;
 //! * a refresher that switches to a new index generation when `CURRENT` moves (after
 //!   `supportlake rebuild`) and reloads the commerce snapshot when a commerce table's Delta
 //!   version changes, at once when the applier has changed them.
@@ -88,6 +92,7 @@ pub use state::shops;
 use crate::conversation::answer::{self, Cited, Source, Understanding};
 use crate::lake_writer::acknowledger::Acknowledger;
 use crate::lake_writer::applier::{Applier, Model};
+use crate::lake_writer::syncer::Syncer;
 use crate::metrics::Metrics;
 use crate::state::shops::ShopRegistry;
 use crate::state::{ChatStore, WebhookStore};
@@ -175,6 +180,8 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     index: RwLock<Option<Arc<LoadedIndex>>>,
     metrics: Metrics,
+    /// Wakes the syncer: a shop was just installed.
+    sync_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -231,6 +238,7 @@ impl AppState {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 index: RwLock::new(index),
                 metrics: Metrics::default(),
+                sync_wake: Arc::default(),
             }),
         })
     }
@@ -269,6 +277,11 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Starts the syncer's next look now (after an install).
+    pub(crate) fn wake_syncer(&self) {
+        self.inner.sync_wake.notify_one();
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -338,9 +351,9 @@ impl AppState {
         .map_err(|e| ServerError::NotReady(format!("answering task failed: {e}")))?
     }
 
-    /// Switches to a new generation when `CURRENT` has moved, reloads the commerce
-    /// snapshot when a commerce table changed, and the shop registry when another process
-    /// (`supportlake shops …`) wrote it. Returns what it reloaded of the first two.
+    /// Reloads the shop registry when another process (`supportlake shops …`) wrote it,
+    /// the commerce snapshot when a commerce table changed, then switches to a new
+    /// generation when `CURRENT` has moved. Returns (new index, new snapshot).
     async fn refresh(&self) -> Result<(bool, bool), ServerError> {
         match self.inner.shops.reload_if_changed() {
             Ok(true) => {
@@ -352,6 +365,19 @@ impl AppState {
             Ok(false) => {}
             // The shops loaded before stay served; the index and snapshot still refresh.
             Err(error) => tracing::error!(%error, "the shop registry could not be read again"),
+        }
+        // The commerce snapshot first: a shopper who finds a new shop's passages finds its
+        // orders too.
+        let stamp = Snapshot::stamp(&self.inner.lake).await?;
+        let new_snapshot = stamp != self.snapshot().stamp;
+        if new_snapshot {
+            let snapshot = Snapshot::load(&self.inner.lake).await?;
+            tracing::info!(orders = snapshot.orders(), "reloaded the commerce snapshot");
+            *self
+                .inner
+                .snapshot
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
         }
         let dir = IndexDir::new(&self.inner.config.index_dir);
         let live = self.index().ok().map(|i| i.generation.name.clone());
@@ -367,18 +393,21 @@ impl AppState {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some(Arc::new(LoadedIndex::new(generation)));
         }
-        let stamp = Snapshot::stamp(&self.inner.lake).await?;
-        let new_snapshot = stamp != self.snapshot().stamp;
-        if new_snapshot {
-            let snapshot = Snapshot::load(&self.inner.lake).await?;
-            tracing::info!(orders = snapshot.orders(), "reloaded the commerce snapshot");
-            *self
-                .inner
-                .snapshot
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
-        }
         Ok((new_index, new_snapshot))
+    }
+
+    /// The scheduled syncs of the installed shops, waking `changes` when they changed the
+    /// lake.
+    fn syncer(&self, changes: Arc<tokio::sync::Notify>) -> Syncer {
+        let inner = &self.inner;
+        Syncer::new(
+            &inner.config,
+            inner.lake.clone(),
+            inner.shops.clone(),
+            Model::Shared(self.model()),
+            changes,
+            inner.sync_wake.clone(),
+        )
     }
 
     /// The applier of this server's outboxes (fails when another process runs one on the
@@ -479,6 +508,7 @@ pub async fn serve(
     // The applier wakes the refresher when it has changed the index or the commerce tables.
     let changes = applier.changes();
     let applier = background.spawn(applier.run(APPLY_EVERY, RECORD_EVERY, stop_rx.clone()));
+    let syncer = background.spawn(state.syncer(changes.clone()).run(stop_rx.clone()));
     let refresher = background.spawn(refresher(
         state.clone(),
         changes,
@@ -494,6 +524,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     let _ = keeper.await;
+    let _ = syncer.await;
     let _ = applier.await;
     // Its tasks are done; dropping a runtime would block, which async code must not.
     background.shutdown_background();

@@ -2,15 +2,11 @@
 // a fresh context with the analyst token already in session storage, and reads the browser's
 // own clocks: first contentful paint, the first report's chart in place, every report in place.
 // Env: BASE, ANALYST_TOKEN, RUNS (default 10).
-import { chromium } from "playwright-core";
+import { launch } from "./harness.mjs";
 
 const BASE = process.env.BASE;
 const RUNS = Number(process.env.RUNS || 10);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const results = [];
 for (let run = 0; run < RUNS; run++) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -5,14 +5,9 @@
 //
 // Env: BASE (server URL), AGENT_TOKEN, ANALYST_TOKEN, ORDER (e.g. #1001), EMAIL (the order's),
 // TRACKING (its tracking number), SCREENSHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
-import { chromium } from "playwright-core";
+import { env, expect, launch, step } from "./harness.mjs";
 import { mkdirSync } from "node:fs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const BASE = env("BASE");
 const SHOTS = env("SCREENSHOTS");
 const ORDER = env("ORDER");
@@ -20,25 +15,7 @@ const EMAIL = env("EMAIL");
 const TRACKING = env("TRACKING");
 mkdirSync(SHOTS, { recursive: true });
 
-const step = async (name, body) => {
-  const started = Date.now();
-  try {
-    await body();
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    console.log(`FAIL ${name}: ${error.message}`);
-    throw error;
-  }
-};
-const expect = (condition, message) => {
-  if (!condition) throw new Error(message);
-};
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const timeout = 20000;
 try {
   const shopperContext = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -48,11 +25,11 @@ try {
 
   await step("the storefront loads the widget, which opens as a labelled dialog", async () => {
     await shopper.goto(BASE + "/");
-    const launch = shopper.getByRole("button", { name: "Chat with us" });
-    await launch.focus();
+    const launcher = shopper.getByRole("button", { name: "Chat with us" });
+    await launcher.focus();
     await shopper.keyboard.press("Enter");
     await shopper.getByRole("dialog", { name: "Store help" }).waitFor();
-    expect(await launch.getAttribute("aria-expanded") === "true", "the launcher says it is expanded");
+    expect(await launcher.getAttribute("aria-expanded") === "true", "the launcher says it is expanded");
     const focused = await shopper.evaluate(() => document.activeElement && document.activeElement.id);
     expect(focused === "sl-input", `focus moves to the message box, not ${focused}`);
   });

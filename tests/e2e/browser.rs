@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::root;
-use crate::serving::{AGENT_TOKEN, Server};
+use crate::serving::{AGENT_TOKEN, SHOP, Server, WEBHOOK_SECRET, built, shops};
+use testkit::copy_dir;
 
-/// A shipped order of the demo store with one tracking number, and its email.
-fn shipped_order() -> (String, String, String) {
+/// A shipped order of the demo store with one tracking number: its name, email, tracking
+/// number and customer id.
+fn shipped_order() -> (String, String, String, String) {
     let text = std::fs::read_to_string(root().join("data/demo-store/orders.jsonl")).unwrap();
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -29,17 +31,42 @@ fn shipped_order() -> (String, String, String) {
                     .as_str()
                     .unwrap()
                     .to_string(),
+                o["customer"]["id"].as_i64().unwrap().to_string(),
             )
         })
         .unwrap()
 }
 
+/// Waits (bounded) for a browser script to end.
+fn finish(mut child: std::process::Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the browser tests ran longer than 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[test]
 fn the_widget_inbox_and_dashboard_work_in_chromium() {
     let server = Server::start();
-    let (order, email, tracking) = shipped_order();
+    let (order, email, tracking, _) = shipped_order();
     let shots = root().join("target/browser-screenshots");
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .current_dir(root().join("tests/browser"))
         .arg("run.mjs")
         .env("BASE", format!("http://{}", server.address))
@@ -51,17 +78,7 @@ fn the_widget_inbox_and_dashboard_work_in_chromium() {
         .env("SCREENSHOTS", &shots)
         .spawn()
         .expect("node runs (scripts/test installs Node packages and Chromium)");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            child.kill().unwrap();
-            panic!("the browser tests ran longer than 5 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = finish(child);
     assert!(status.success(), "browser tests failed: {status}");
     for shot in ["widget-desktop", "widget-360", "inbox", "dashboard"] {
         let path = shots.join(format!("{shot}.png"));
@@ -72,5 +89,45 @@ fn the_widget_inbox_and_dashboard_work_in_chromium() {
             path.display()
         );
     }
+    server.stop();
+}
+
+/// `tests/browser/storefronts.mjs`: the widget on a shop page at another origin than the
+/// server (CORS), refused on an origin the shop does not allow, and through an app proxy
+/// that signs as Shopify does, with a logged-in customer.
+#[test]
+fn the_widget_works_from_the_shops_origins_and_through_the_app_proxy() {
+    let (page, other, shopify) = (free_port(), free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap().keep();
+    let lake = dir.join("lake");
+    copy_dir(&built().lake, &lake);
+    shops(
+        &dir,
+        &["add", SHOP, "--origin", &format!("http://localhost:{page}")],
+    );
+    let server = Server::start_in(dir, lake, built().index.clone());
+    let (order, email, tracking, customer) = shipped_order();
+    let child = Command::new("node")
+        .current_dir(root().join("tests/browser"))
+        .arg("storefronts.mjs")
+        .env("BASE", format!("http://{}", server.address))
+        .env("SHOP", SHOP)
+        .env("AGENT_TOKEN", AGENT_TOKEN)
+        .env("ORDER", &order)
+        .env("EMAIL", &email)
+        .env("TRACKING", &tracking)
+        .env("CUSTOMER_ID", &customer)
+        .env("CLIENT_SECRET", WEBHOOK_SECRET)
+        .env("PAGE_PORT", page.to_string())
+        .env("OTHER_PORT", other.to_string())
+        .env("SHOPIFY_PORT", shopify.to_string())
+        .env("SCREENSHOTS", root().join("target/browser-screenshots"))
+        .spawn()
+        .expect("node runs (scripts/test installs Node packages and Chromium)");
+    let status = finish(child);
+    assert!(
+        status.success(),
+        "the storefront browser tests failed: {status}"
+    );
     server.stop();
 }

@@ -14,6 +14,7 @@ mod common;
 mod golden;
 mod imports;
 mod index;
+mod install;
 mod notebooks;
 mod reports;
 mod server;

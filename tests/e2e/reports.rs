@@ -237,3 +237,34 @@ fn bad_report_requests_are_refused_with_a_reason() {
     );
     assert_eq!(facts, conversations, "one row per conversation");
 }
+
+/// Each report for one shop reads the same rows whether or not the lake also holds another
+/// shop whose customer, order and conversation ids are all the same as this one's.
+#[test]
+fn a_report_for_one_shop_is_the_same_beside_a_colliding_shop() {
+    let alone = demo_lake();
+    let beside = &crate::serving::built().lake;
+    let list = ok(alone, &["report", "--list"]);
+    for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let sorted = |lake: &Path| {
+            let mut rows: Vec<String> = rows(lake, name, &["--shop", testkit::SHOP_A])
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            rows.sort();
+            rows
+        };
+        let own = sorted(alone);
+        assert!(!own.is_empty(), "{name} has no rows for the demo shop");
+        assert_eq!(
+            sorted(beside),
+            own,
+            "{name} for the demo shop changed beside Summit Supply"
+        );
+        let text = own.join("\n");
+        assert!(
+            !text.contains("summit-supply") && !text.contains("Summit Supply"),
+            "{name}: {text}"
+        );
+    }
+}

@@ -1421,3 +1421,83 @@ fn serve_refuses_empty_secrets_and_public_demo_secrets_off_loopback() {
         "{stderr}"
     );
 }
+
+/// Every `shop_id` in `value`, at any depth.
+fn shop_ids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                if key == "shop_id"
+                    && let Some(id) = field.as_str()
+                {
+                    out.push(id.to_string());
+                }
+                shop_ids(field, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| shop_ids(item, out)),
+        _ => {}
+    }
+}
+
+/// `customers/data_request` for a customer id both shops have: each shop's export holds
+/// its own shopper's rows only.
+#[test]
+fn a_data_request_exports_only_the_requesting_shops_rows() {
+    let server = Server::start();
+    let order = in_transit();
+    let customer = order["customer"]["id"].as_i64().unwrap();
+    let email = order["email"].as_str().unwrap().to_string();
+    let key = pipeline::config::DEMO_PII_HASH_KEY;
+    for (shop, email, other_email) in [
+        (SHOP, email.clone(), testkit::in_shop_b(&email)),
+        (SHOP_B, testkit::in_shop_b(&email), email.clone()),
+    ] {
+        let body = json!({"shop_domain": shop, "customer": {"id": customer, "email": email},
+            "orders_requested": [order["id"]], "data_request": {"id": 4242}});
+        let (status, reply) = server.webhook_from(
+            shop,
+            WEBHOOK_SECRET,
+            "customers/data_request",
+            body.to_string().as_bytes(),
+            &format!("request-{shop}"),
+        );
+        assert_eq!(status, 200, "{reply}");
+        let path = server.dir.join(format!(
+            "exports/{shop}/customer-{customer}-request-4242.json"
+        ));
+        let started = Instant::now();
+        while !path.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no export at {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let export: Value = serde_json::from_str(&text).unwrap();
+        for table in ["customers", "orders", "order_lines", "fulfillments"] {
+            assert!(
+                export["tables"][table]
+                    .as_array()
+                    .is_some_and(|rows| !rows.is_empty()),
+                "{shop}: no {table} in its export"
+            );
+        }
+        let mut ids = Vec::new();
+        shop_ids(&export["tables"], &mut ids);
+        assert!(
+            ids.iter().all(|id| id == shop),
+            "{shop}'s export holds rows of {ids:?}"
+        );
+        assert!(
+            text.contains(&pipeline::pii::email_hash(key, &email)),
+            "{shop}"
+        );
+        assert!(
+            !text.contains(&pipeline::pii::email_hash(key, &other_email)),
+            "{shop}'s export holds the other shop's shopper"
+        );
+    }
+}

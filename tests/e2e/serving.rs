@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -65,6 +65,24 @@ pub fn built() -> &'static Built {
     })
 }
 
+/// `supportlake shops ARGS` on the registry of the state directory under `dir`: what it
+/// printed (it must succeed).
+pub fn shops(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_supportlake"))
+        .current_dir(root())
+        .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
+        .arg("shops")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "shops {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A running `supportlake serve` with its own lake copy and state directory.
 pub struct Server {
     pub child: Child,
@@ -84,18 +102,29 @@ impl Server {
 
     pub fn start_in(dir: PathBuf, lake: PathBuf, index: PathBuf) -> Self {
         // Both shops installed as custom-app shops, each with a storefront secret of its own.
-        for (shop, secret) in [(SHOP, STOREFRONT_SECRET), (SHOP_B, STOREFRONT_SECRET_B)] {
-            let added = Command::new(env!("CARGO_BIN_EXE_supportlake"))
-                .current_dir(root())
-                .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
-                .args(["shops", "add", shop, "--storefront-secret", secret])
-                .output()
-                .unwrap();
-            assert!(
-                added.status.success(),
-                "shops add {shop}: {}",
-                String::from_utf8_lossy(&added.stderr)
-            );
+        let shops = [(SHOP, STOREFRONT_SECRET), (SHOP_B, STOREFRONT_SECRET_B)];
+        let settings = [
+            ("SUPPORTLAKE_SHOPIFY_CLIENT_SECRET", WEBHOOK_SECRET),
+            (
+                "SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET",
+                PREVIOUS_WEBHOOK_SECRET,
+            ),
+        ];
+        Self::launch(dir, lake, index, &shops, &settings, "127.0.0.1:0")
+    }
+
+    /// `serve` on `listen` with `shops` installed first (domain, storefront secret) and
+    /// `settings` as its environment.
+    pub fn launch(
+        dir: PathBuf,
+        lake: PathBuf,
+        index: PathBuf,
+        shops: &[(&str, &str)],
+        settings: &[(&str, &str)],
+        listen: &str,
+    ) -> Self {
+        for (shop, secret) in shops {
+            self::shops(&dir, &["add", shop, "--storefront-secret", secret]);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_supportlake"))
             .current_dir(root())
@@ -103,14 +132,10 @@ impl Server {
             .env("SUPPORTLAKE_INDEX_DIR", &index)
             .env("SUPPORTLAKE_STATE_DIR", dir.join("state"))
             .env("SUPPORTLAKE_AGENT_TOKEN", AGENT_TOKEN)
-            .env("SUPPORTLAKE_SHOPIFY_CLIENT_SECRET", WEBHOOK_SECRET)
-            .env(
-                "SUPPORTLAKE_SHOPIFY_PREVIOUS_CLIENT_SECRET",
-                PREVIOUS_WEBHOOK_SECRET,
-            )
             .env("SUPPORTLAKE_EXPORTS_DIR", dir.join("exports"))
             .env_remove("SUPPORTLAKE_LOG")
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(settings.iter().copied())
+            .args(["serve", "--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -171,9 +196,22 @@ impl Server {
         )
     }
 
-    /// Delivers a signed webhook as Shopify would.
+    /// Delivers a signed webhook from the demo shop as Shopify would.
     pub fn webhook(&self, topic: &str, body: &[u8], event_id: &str) -> (u16, Value) {
-        let (status, body) = self.raw(&webhook_request(&self.address, topic, body, event_id));
+        self.webhook_from(SHOP, WEBHOOK_SECRET, topic, body, event_id)
+    }
+
+    /// Delivers a webhook from `shop`, signed with `secret`.
+    pub fn webhook_from(
+        &self,
+        shop: &str,
+        secret: &str,
+        topic: &str,
+        body: &[u8],
+        event_id: &str,
+    ) -> (u16, Value) {
+        let request = webhook_request(&self.address, shop, secret, topic, body, event_id);
+        let (status, body) = self.raw(&request);
         let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
         (status, value)
     }
@@ -239,16 +277,23 @@ impl Drop for Server {
     }
 }
 
-/// The bytes of a signed webhook delivery to the demo shop, as Shopify sends one.
-pub fn webhook_request(address: &str, topic: &str, body: &[u8], event_id: &str) -> Vec<u8> {
+/// The bytes of a webhook delivery from `shop` signed with `secret`, as Shopify sends one.
+pub fn webhook_request(
+    address: &str,
+    shop: &str,
+    secret: &str,
+    topic: &str,
+    body: &[u8],
+    event_id: &str,
+) -> Vec<u8> {
     let mut request = format!(
         "POST /webhooks/shopify HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\
          content-length: {}\r\ncontent-type: application/json\r\nX-Shopify-Topic: {topic}\r\n\
-         X-Shopify-Hmac-Sha256: {}\r\nX-Shopify-Shop-Domain: {SHOP}\r\nX-Shopify-API-Version: 2026-04\r\n\
+         X-Shopify-Hmac-Sha256: {}\r\nX-Shopify-Shop-Domain: {shop}\r\nX-Shopify-API-Version: 2026-04\r\n\
          X-Shopify-Webhook-Id: w-{event_id}\r\nX-Shopify-Event-Id: {event_id}\r\n\
          X-Shopify-Triggered-At: 2026-11-28T10:00:00.000000Z\r\n\r\n",
         body.len(),
-        sign(WEBHOOK_SECRET, body)
+        sign(secret, body)
     )
     .into_bytes();
     request.extend_from_slice(body);
@@ -263,7 +308,14 @@ pub fn post_webhook(address: &str, topic: &str, body: &[u8], event_id: &str) -> 
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     stream
-        .write_all(&webhook_request(address, topic, body, event_id))
+        .write_all(&webhook_request(
+            address,
+            SHOP,
+            WEBHOOK_SECRET,
+            topic,
+            body,
+            event_id,
+        ))
         .ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;

@@ -20,6 +20,43 @@ use crate::sources::export::fields::{Obj, Reason, parse_timestamp};
 use crate::sources::export::{Context, Rows, shopify};
 use crate::sql::sql_string;
 
+/// The topics supportlake subscribes a shop to when it is installed: each one it maps into
+/// the lake ([`effect`]), and `app/uninstalled`. The compliance topics (`customers/redact`,
+/// `customers/data_request`, `shop/redact`) are not here: Shopify takes those only from the
+/// app's configuration (`shopify.app.toml.example`), never from the Admin API.
+pub const SUBSCRIBED_TOPICS: &[&str] = &[
+    "app/uninstalled",
+    "shop/update",
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+    "orders/fulfilled",
+    "orders/partially_fulfilled",
+    "orders/delete",
+    "fulfillments/create",
+    "fulfillments/update",
+    "refunds/create",
+    "returns/request",
+    "returns/approve",
+    "returns/decline",
+    "returns/cancel",
+    "returns/close",
+    "returns/reopen",
+    "products/create",
+    "products/update",
+    "products/delete",
+    "variants/in_stock",
+    "variants/out_of_stock",
+    "inventory_levels/update",
+    "inventory_levels/connect",
+    "customers/create",
+    "customers/update",
+    "customers/enable",
+    "customers/disable",
+    "customers/delete",
+];
+
 /// One verified delivery, as the applier receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -337,6 +374,43 @@ mod tests {
             headers: json!({"x-shopify-shop-domain": "s1.myshopify.com"}),
             body: body.to_string(),
         }
+    }
+
+    /// Every topic an install subscribes to is one the applier acts on (a payload it cannot
+    /// read is quarantined, which still shows the topic is mapped), and the app
+    /// configuration example declares only what the API cannot subscribe: a topic in both
+    /// would be delivered twice.
+    #[test]
+    fn every_subscribed_topic_is_mapped_and_declared_only_once() {
+        for topic in SUBSCRIBED_TOPICS {
+            let mapped = effect(&ctx(), &delivery(topic, &json!({"id": 1})));
+            assert!(
+                !matches!(mapped, Ok(Effect::KeptRaw)),
+                "{topic} is kept raw"
+            );
+        }
+        let example = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shopify.app.toml.example"
+        ))
+        .unwrap();
+        let example: toml::Value = toml::from_str(&example).unwrap();
+        let declared: Vec<&str> = example["webhooks"]["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                ["topics", "compliance_topics"]
+                    .into_iter()
+                    .filter_map(|key| s.get(key).and_then(toml::Value::as_array))
+                    .flatten()
+                    .filter_map(toml::Value::as_str)
+            })
+            .collect();
+        assert_eq!(
+            declared,
+            ["customers/data_request", "customers/redact", "shop/redact"]
+        );
     }
 
     #[test]

@@ -88,10 +88,13 @@ pub async fn callback(
             )
         })?;
     tracing::info!(shop = %installed.domain, scopes = ?installed.scopes, "installed");
+    // Its webhook subscriptions and first full sync start now, in the background.
+    state.wake_syncer();
     let shop = pipeline::report::html::escape(&installed.domain);
     let page = format!(
         "<!doctype html><meta charset=utf-8><title>supportlake installed</title>\
          <h1>supportlake is installed on {shop}</h1>\
+         <p>Its catalog, policies and orders are being read now; the chat answers from them once the first sync is done.</p>\
          <p>Turn on the chat in the theme editor (Theme settings › App embeds › supportlake chat).</p>"
     );
     // The state has done its job: the cookie goes.

@@ -98,7 +98,7 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    fn get(&self) -> Result<Arc<dyn Embedder>, index::IndexError> {
+    pub(crate) fn get(&self) -> Result<Arc<dyn Embedder>, index::IndexError> {
         match self {
             Self::Shared(model) => Ok(model.clone()),
             Self::OnDemand(assets_dir) => Ok(Arc::new(index::FastEmbedder::load(assets_dir)?)),
@@ -132,6 +132,42 @@ impl std::fmt::Display for IndexFollow {
             Self::Busy => f.write_str("index busy: the running build includes the changes"),
             Self::Failed(error) => write!(f, "index update failed: {error}"),
         }
+    }
+}
+
+/// The index part of [`Applier::follow`] and of a sync ([`super::syncer`]): builds a
+/// generation when an indexed table changed, the first one too when `first` is set (a
+/// server whose first shop has just been synced). The model is loaded only past those
+/// checks.
+pub(crate) async fn update_index(
+    config: &Config,
+    lake: &Lake,
+    model: &Model,
+    changed: &BTreeSet<&'static str>,
+    first: bool,
+) -> IndexFollow {
+    let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
+    let index_dir = IndexDir::new(&config.index_dir);
+    let exists = index_dir.current().ok().flatten().is_some();
+    if !indexed || !(exists || first) {
+        return IndexFollow::NotNeeded;
+    }
+    let Ok(_lock) = index_dir.lock("rebuild") else {
+        return IndexFollow::Busy;
+    };
+    let started = Instant::now();
+    let model = match model.get() {
+        Ok(model) => model,
+        Err(error) => return IndexFollow::Failed(error.to_string()),
+    };
+    match index::rebuild::build_index(config, lake, model.as_ref(), "*", None, true).await {
+        Ok(summary) => {
+            tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after lake changes");
+            IndexFollow::Updated {
+                switched: summary.switched,
+            }
+        }
+        Err(error) => IndexFollow::Failed(error.to_string()),
     }
 }
 
@@ -522,7 +558,7 @@ impl Applier {
         if changed.is_empty() {
             return IndexFollow::NotNeeded;
         }
-        let followed = self.update_index(changed).await;
+        let followed = update_index(&self.config, &self.lake, &self.model, changed, false).await;
         match &followed {
             IndexFollow::Failed(error) => {
                 tracing::warn!(%error, "index update after webhook changes failed; the nightly rebuild will catch up");
@@ -534,35 +570,6 @@ impl Applier {
         }
         self.changes.notify_one();
         followed
-    }
-
-    /// The index part of [`Applier::follow`]: the model is loaded only past the checks
-    /// that an indexed table changed and that there is an index to update.
-    async fn update_index(&self, changed: &BTreeSet<&'static str>) -> IndexFollow {
-        let indexed = changed.iter().any(|t| INDEXED_TABLES.contains(t));
-        let index_dir = IndexDir::new(&self.config.index_dir);
-        if !indexed || index_dir.current().ok().flatten().is_none() {
-            return IndexFollow::NotNeeded;
-        }
-        let Ok(_lock) = index_dir.lock("rebuild") else {
-            return IndexFollow::Busy;
-        };
-        let started = Instant::now();
-        let model = match self.model.get() {
-            Ok(model) => model,
-            Err(error) => return IndexFollow::Failed(error.to_string()),
-        };
-        match index::rebuild::build_index(&self.config, &self.lake, model.as_ref(), "*", None, true)
-            .await
-        {
-            Ok(summary) => {
-                tracing::info!(elapsed = ?started.elapsed(), %summary, "index updated after webhook changes");
-                IndexFollow::Updated {
-                    switched: summary.switched,
-                }
-            }
-            Err(error) => IndexFollow::Failed(error.to_string()),
-        }
     }
 
     /// Applies the webhook outbox every `every`, the chat outbox every `chat_every`, until

@@ -25,6 +25,10 @@
 //!   `{"error": "invalid_grant"}` for anything else; GraphQL accepts the issued access
 //!   tokens until they expire.
 //!
+//! * webhook subscriptions: `webhookSubscriptions` (paged) and `webhookSubscriptionCreate`
+//!   with `uri`, refusing a topic already delivered to the same address with Shopify's
+//!   user error ([`Replay::subscriptions`] shows what was made).
+//!
 //! It is not a GraphQL engine: it recognises the documents supportlake sends (by their root
 //! fields) and answers with every field supportlake selects. [`Faults`] injects `THROTTLED`
 //! answers, HTTP 429 with `Retry-After` and HTTP 500s at fixed request counts, so a test
@@ -112,6 +116,8 @@ struct Inner {
     running_polls: u64,
     address: SocketAddr,
     oauth: OAuth,
+    /// Webhook subscriptions made (`webhookSubscriptionCreate`): id, topic enum, uri.
+    subscriptions: Vec<(u64, String, String)>,
 }
 
 /// What the OAuth endpoints issued and saw.
@@ -165,6 +171,7 @@ impl Replay {
             running_polls: 0,
             address,
             oauth: OAuth::default(),
+            subscriptions: Vec::new(),
         }));
         let app = Router::new()
             .route("/admin/oauth/authorize", get(authorize))
@@ -207,6 +214,17 @@ impl Replay {
     /// The OAuth grants made so far.
     pub fn oauth_counts(&self) -> OAuthCounts {
         self.state.lock().expect("replay state").oauth.counts
+    }
+
+    /// The shop's webhook subscriptions: `(topic, uri)`, topics as GraphQL enum values
+    /// (`ORDERS_UPDATED`), in the order they were made.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        let state = self.state.lock().expect("replay state");
+        state
+            .subscriptions
+            .iter()
+            .map(|(_, topic, uri)| (topic.clone(), uri.clone()))
+            .collect()
     }
 
     /// Bulk operations started so far.
@@ -448,10 +466,18 @@ fn project(root: &str, document: &str, node: &Value) -> Value {
     }
 }
 
-/// `updated_at:>'2026-11-29T05:00:00Z'` → the bound.
-fn updated_after(search: &str) -> Option<&str> {
+/// `updated_at:>'2026-11-29T05:00:00Z'` → the bound, exclusive; `updated_at:>='…'` →
+/// the bound, inclusive (`true`).
+fn updated_after(search: &str) -> Option<(&str, bool)> {
     let rest = search.split_once("updated_at:>")?.1;
-    Some(rest.trim_matches(|c| c == '\'' || c == '"' || c == ' '))
+    let (rest, inclusive) = match rest.strip_prefix('=') {
+        Some(rest) => (rest, true),
+        None => (rest, false),
+    };
+    Some((
+        rest.trim_matches(|c| c == '\'' || c == '"' || c == ' '),
+        inclusive,
+    ))
 }
 
 async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -500,7 +526,8 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     let root = root_field(&document).to_string();
     let first = variables["first"].as_u64().unwrap_or(0);
     let cost = match root.as_str() {
-        "bulkOperationRunQuery" | "shop" => 10.0,
+        "bulkOperationRunQuery" | "shop" | "webhookSubscriptionCreate" => 10.0,
+        "webhookSubscriptions" => 2.0 + state.subscriptions.len().min(100) as f64,
         "node" | "currentBulkOperation" => 1.0,
         _ => requested_cost(&document, first),
     };
@@ -547,6 +574,8 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
             json!({"shop": state.store.shop, "blogs": {"nodes": state.store.blogs}}),
             cost,
         ),
+        "webhookSubscriptions" => (list_subscriptions(&state, variables), cost),
+        "webhookSubscriptionCreate" => (subscribe(&mut state, variables), cost),
         other => match nodes_of(&state.store, other) {
             Some(nodes) => {
                 let page = page(other, &document, nodes, variables);
@@ -575,6 +604,63 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": actual, "throttleStatus": throttle}},
     }))
     .into_response()
+}
+
+/// `webhookSubscriptions(first: 100, after: $after)`, a page of 100 by id.
+fn list_subscriptions(state: &Inner, variables: &Value) -> Value {
+    let after: u64 = variables["after"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<&(u64, String, String)> = state
+        .subscriptions
+        .iter()
+        .filter(|(id, _, _)| *id > after)
+        .take(100)
+        .collect();
+    let last = page.last().map(|(id, _, _)| *id);
+    let more = last.is_some_and(|l| state.subscriptions.iter().any(|(id, _, _)| *id > l));
+    json!({"webhookSubscriptions": {
+        "nodes": page.iter().map(|(id, topic, uri)| json!({
+            "id": format!("gid://shopify/WebhookSubscription/{id}"), "topic": topic, "uri": uri,
+        })).collect::<Vec<_>>(),
+        "pageInfo": {"hasNextPage": more, "endCursor": last.map(|l| l.to_string())},
+    }})
+}
+
+/// `webhookSubscriptionCreate(topic:, webhookSubscription: {uri, format})`, refusing a
+/// second subscription of a topic to one address as Shopify does.
+fn subscribe(state: &mut Inner, variables: &Value) -> Value {
+    let topic = variables["topic"].as_str().unwrap_or_default().to_string();
+    let uri = variables["webhookSubscription"]["uri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let refuse = |field: &str, message: &str| {
+        json!({"webhookSubscriptionCreate": {"webhookSubscription": null,
+            "userErrors": [{"field": ["webhookSubscription", field], "message": message}]}})
+    };
+    let enum_like = !topic.is_empty()
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit());
+    if !enum_like {
+        return refuse("topic", "Topic is not a WebhookSubscriptionTopic");
+    }
+    if url::Url::parse(&uri).is_err() {
+        return refuse("uri", "Address is invalid");
+    }
+    if state
+        .subscriptions
+        .iter()
+        .any(|(_, t, u)| *t == topic && *u == uri)
+    {
+        return refuse("uri", "Address for this topic has already been taken");
+    }
+    let id = state.subscriptions.len() as u64 + 1;
+    state.subscriptions.push((id, topic.clone(), uri.clone()));
+    json!({"webhookSubscriptionCreate": {"userErrors": [], "webhookSubscription": {
+        "id": format!("gid://shopify/WebhookSubscription/{id}"), "topic": topic, "uri": uri}}})
 }
 
 /// A node and every object of its nested connections.
@@ -616,7 +702,11 @@ fn page(root: &str, document: &str, nodes: &[Value], variables: &Value) -> Value
         .iter()
         .enumerate()
         .map(|(i, n)| (n["updatedAt"].as_str(), i, n))
-        .filter(|(updated, _, _)| bound.is_none_or(|b| updated.is_some_and(|u| u > b)))
+        .filter(|(updated, _, _)| {
+            bound.is_none_or(|(b, inclusive)| {
+                updated.is_some_and(|u| u > b || (inclusive && u == b))
+            })
+        })
         .collect();
     if document.contains("sortKey: UPDATED_AT") {
         matching.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));

@@ -10,7 +10,7 @@
 //!   in which nested objects are separate lines pointing at their parent (`__parentId`);
 //!   `query::Forest` puts them back together.
 //! * **incremental** (every later sync): cursor-paginated queries for what changed since the
-//!   last sync began (`query: "updated_at:>'…'"`), pages sized to stay under Shopify's
+//!   last sync began (`query: "updated_at:>='…'"`, from two minutes before it), pages sized to stay under Shopify's
 //!   1,000-point single-query limit.
 //!
 //! Either way `client::AdminClient` paces requests by the shop's cost bucket and retries
@@ -19,6 +19,9 @@
 //! through the same mapping (`mapping` to REST shapes, then the export's `shopify` mapping)
 //! and the same upsert as every other source.
 //!
+//! An installed shop is also subscribed to the webhook topics supportlake maps
+//! (`subscriptions`), checked again before every scheduled sync.
+//!
 //! The access token travels only in the `X-Shopify-Access-Token` header: it is never
 //! logged, never part of an error and never written to the lake or the staging area.
 
@@ -26,7 +29,8 @@ mod client;
 mod mapping;
 pub mod oauth;
 mod query;
+pub mod subscriptions;
 mod sync;
 
 pub use client::{ClientStats, RetryPolicy, Throttle};
-pub use sync::{SyncOptions, SyncProgress, SyncReport, sync_dir, sync_shopify};
+pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync_dir, sync_shopify};

@@ -166,7 +166,7 @@ struct Run<'a> {
     staging: PathBuf,
     checkpoint: Checkpoint,
     options: &'a SyncOptions,
-    progress: &'a mut dyn FnMut(&SyncProgress),
+    progress: &'a mut (dyn FnMut(&SyncProgress) + Send),
     /// Polls that found a bulk operation Shopify was still running.
     bulk_polls: u64,
 }
@@ -539,12 +539,41 @@ pub fn sync_dir(config: &Config, shop: &str) -> PathBuf {
     config.state_dir.join("sync").join(shop)
 }
 
+/// How far before the last sync's start the next one asks from. Shopify keeps `updated_at`
+/// to the second and our clock is not Shopify's: an object changed in the second a sync
+/// began, after the sync had read its resource, or during a few seconds of clock skew or
+/// search-index lag, would fall between two syncs asking strictly after the start. Asking
+/// from two minutes earlier fetches those again; the upsert writes nothing for what is
+/// unchanged.
+const WATERMARK_OVERLAP_SECONDS: i64 = 120;
+
+/// The bound of an incremental sync from a watermark (RFC 3339, seconds, UTC).
+fn overlapped(watermark: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(watermark).map_or_else(
+        |_| watermark.to_string(),
+        |t| {
+            (t.to_utc() - chrono::Duration::seconds(WATERMARK_OVERLAP_SECONDS))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        },
+    )
+}
+
+/// When the shop's last finished sync started (its watermark), if it has one.
+pub fn last_synced(config: &Config, shop: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let watermark: Option<Watermark> = read_json(&sync_dir(config, shop).join("watermark.json"))?;
+    Ok(watermark.and_then(|w| {
+        chrono::DateTime::parse_from_rfc3339(&w.updated_after)
+            .ok()
+            .map(|t| t.to_utc())
+    }))
+}
+
 /// Runs a sync (or finishes the one a killed run left) and commits it to the lake.
 pub async fn sync_shopify(
     lake: &Lake,
     config: &Config,
     options: &SyncOptions,
-    progress: &mut dyn FnMut(&SyncProgress),
+    progress: &mut (dyn FnMut(&SyncProgress) + Send),
 ) -> Result<SyncReport> {
     let started = Instant::now();
     if options.token.is_empty() {
@@ -561,6 +590,22 @@ pub async fn sync_shopify(
     let dir = sync_dir(config, &options.shop);
     let staging = dir.join("staging");
     std::fs::create_dir_all(&staging).map_err(|e| PipelineError::io(&staging, e))?;
+    // One sync per shop at a time (the server's syncer and a hand-run command share the
+    // staging directory); the lock goes with the process.
+    let lock_path = dir.join("sync.lock");
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| PipelineError::io(&lock_path, e))?;
+    _lock.try_lock().map_err(|_| {
+        shopify(format!(
+            "another sync of {} is running ({} is locked)",
+            options.shop,
+            lock_path.display()
+        ))
+    })?;
     let watermark: Option<Watermark> = read_json(&dir.join("watermark.json"))?;
     let existing: Option<Checkpoint> = read_json(&dir.join("checkpoint.json"))?;
     let resumed = existing.is_some();
@@ -573,7 +618,7 @@ pub async fn sync_shopify(
             let since = match (&options.since, options.full) {
                 (Some(since), _) => Some(since.clone()),
                 (None, true) => None,
-                (None, false) => watermark.map(|w| w.updated_after),
+                (None, false) => watermark.map(|w| overlapped(&w.updated_after)),
             };
             Checkpoint {
                 full: since.is_none(),
@@ -605,7 +650,7 @@ pub async fn sync_shopify(
         .checkpoint
         .since
         .as_ref()
-        .map(|since| format!("updated_at:>'{since}'"));
+        .map(|since| format!("updated_at:>='{since}'"));
     for resource in BULK {
         if run.checkpoint.full {
             run.bulk(resource).await?;
