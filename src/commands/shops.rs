@@ -16,7 +16,11 @@ pub fn shops(config: &Config, action: ShopsAction) -> Result<()> {
                 println!("No shops: install the app on one, or `supportlake shops add DOMAIN`.");
             }
             for shop in shops.values() {
-                println!("{shop}");
+                // When the Admin API sync (the server's or `sync shopify`) last began.
+                let synced = pipeline::sources::shopify_api::last_synced(config, &shop.domain)?
+                    .map(|t| format!("  last synced {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default();
+                println!("{shop}{synced}");
             }
         }
         ShopsAction::Add {
