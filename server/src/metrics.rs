@@ -57,8 +57,9 @@ impl Metrics {
     }
 
     /// One finished request on `route` (the route pattern, not the raw path, so ids do not
-    /// explode the label set).
+    /// explode the label set; for the same reason a method HTTP does not define is `other`).
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let method = method_label(method);
         self.with(|v| {
             *v.requests
                 .entry((method.to_string(), route.to_string(), status))
@@ -171,6 +172,18 @@ impl Metrics {
     }
 }
 
+/// HTTP's own methods by name; any other name a client sends counts as `other`, so a
+/// client cannot grow the metrics without bound by inventing methods.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +205,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("supportlake_http_requests_total{method=\"POST\",route=\"/v1/chat\",status=\"200\"} 2"), "{text}");
+        // Invented methods share one label.
+        metrics.request("BREW", "unmatched", 405, Duration::from_millis(1));
+        metrics.request("X-ANY", "unmatched", 405, Duration::from_millis(1));
+        let text = metrics.render(3, 4);
+        assert!(text.contains("supportlake_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 2"), "{text}");
+        assert!(!text.contains("BREW") && !text.contains("X-ANY"), "{text}");
         assert!(
             text.contains(
                 "supportlake_http_request_duration_seconds_bucket{route=\"/v1/chat\",le=\"0.01\"} 1"

@@ -85,12 +85,71 @@ pub enum ReportFormat {
     Html,
 }
 
+/// Whether a spreadsheet would take `text` as a formula: it starts with `=`, `+`, `-` or
+/// `@`, or with a tab or carriage return that some spreadsheets skip first.
+fn starts_like_formula(text: &str) -> bool {
+    text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// The batches with every text cell that starts like a formula prefixed with `'`, so a
+/// report CSV opened in a spreadsheet shows shopper text instead of running it (OWASP's
+/// advice on CSV injection). Numbers are left as they are: a negative amount stays one.
+fn spreadsheet_safe(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    use deltalake::arrow::array::{Array, ArrayRef, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    batches
+        .iter()
+        .map(|batch| {
+            let schema = batch.schema();
+            let mut fields = Vec::with_capacity(batch.num_columns());
+            let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                if !matches!(
+                    field.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) {
+                    fields.push(field.as_ref().clone());
+                    columns.push(column.clone());
+                    continue;
+                }
+                let text = deltalake::arrow::compute::cast(column, &DataType::Utf8)?;
+                let text = text
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("a cast to Utf8 is a StringArray");
+                let safe: StringArray = text
+                    .iter()
+                    .map(|cell| {
+                        cell.map(|t| {
+                            if starts_like_formula(t) {
+                                format!("'{t}")
+                            } else {
+                                t.to_string()
+                            }
+                        })
+                    })
+                    .collect();
+                fields.push(Field::new(
+                    field.name(),
+                    DataType::Utf8,
+                    field.is_nullable(),
+                ));
+                columns.push(std::sync::Arc::new(safe));
+            }
+            Ok(RecordBatch::try_new(
+                std::sync::Arc::new(Schema::new(fields)),
+                columns,
+            )?)
+        })
+        .collect()
+}
+
 /// Renders a report. JSON carries the report's name and parameters next to its rows, so a
 /// saved file says what it is; CSV and the table are the rows alone.
 pub fn render(output: &ReportOutput, format: ReportFormat) -> Result<String> {
     match format {
         ReportFormat::Table => render_rows(&output.batches, Format::Table),
-        ReportFormat::Csv => render_rows(&output.batches, Format::Csv),
+        ReportFormat::Csv => render_rows(&spreadsheet_safe(&output.batches)?, Format::Csv),
         ReportFormat::Json => {
             let params: serde_json::Map<String, serde_json::Value> = output
                 .params
@@ -106,5 +165,50 @@ pub fn render(output: &ReportOutput, format: ReportFormat) -> Result<String> {
             ))
         }
         ReportFormat::Html => html::page(output),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray, StringViewArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn report_csv_cells_that_start_like_formulas_are_neutralised_and_numbers_kept() {
+        let schema = Schema::new(vec![
+            Field::new("example", DataType::Utf8, true),
+            Field::new("view", DataType::Utf8View, true),
+            Field::new("amount", DataType::Int64, false),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("=HYPERLINK(\"http://evil\")"),
+                    Some("where is my order"),
+                    None,
+                ])),
+                Arc::new(StringViewArray::from(vec![
+                    Some("@SUM(A1)"),
+                    Some("-2+3"),
+                    Some("\tcmd"),
+                ])),
+                Arc::new(Int64Array::from(vec![-5, 7, 0])),
+            ],
+        )
+        .unwrap();
+        let csv = render_rows(&spreadsheet_safe(&[batch]).unwrap(), Format::Csv).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "example,view,amount");
+        assert_eq!(
+            lines[1],
+            "\"'=HYPERLINK(\"\"http://evil\"\")\",'@SUM(A1),-5"
+        );
+        assert_eq!(lines[2], "where is my order,'-2+3,7");
+        assert_eq!(lines[3], ",'\tcmd,0");
     }
 }
