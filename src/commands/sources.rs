@@ -34,14 +34,10 @@ pub async fn sync_shopify(
         .unwrap_or_else(|| config.shopify_access_token.clone());
     let lake = Lake::open(config.lake_url()?)?;
     let options = pipeline::sources::shopify_api::SyncOptions {
-        base_url: config.admin_base_url(&shop),
-        shop,
-        api_version: config.shopify_api_version.clone(),
-        token,
         full,
         since,
         poll_interval: std::time::Duration::from_millis(poll_ms),
-        retry: pipeline::sources::shopify_api::RetryPolicy::default(),
+        ..pipeline::sources::shopify_api::SyncOptions::for_shop(config, &shop, token)
     };
     let bar = spinner();
     let mut show = |p: &pipeline::sources::shopify_api::SyncProgress| {

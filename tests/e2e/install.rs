@@ -10,17 +10,20 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pipeline::sources::shopify_api::subscriptions::topic_enum;
 use serde_json::{Value, json};
 use shopify_replay::{Config, Replay};
 use testkit::{SHOP_A, SHOP_B, copy_dir, in_shop_b, in_transit, second_shop};
 
 use crate::common::{demo_index, sql_json};
-use crate::serving::{Server, built, shops};
+use crate::serving::{Server, built, eventually, shops};
 
 const CLIENT_ID: &str = "install-test-client-id";
 const CLIENT_SECRET: &str = "install-test-client-secret";
+/// How long to wait between two looks at something the server does in the background.
+const PAUSE: Duration = Duration::from_millis(250);
 /// Scheduled syncs this often, so the test sees several.
 const SYNC_EVERY: u64 = 2;
 
@@ -59,18 +62,6 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
         .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
-}
-
-/// Waits (bounded) until `check` returns something.
-fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn count_by_shop(lake: &Path, table: &str) -> Vec<Value> {
@@ -193,19 +184,15 @@ fn a_new_shop_installs_syncs_answers_and_uninstalls() {
     );
 
     // The first sync, in the background: its shoppers are answered from its own policies.
-    let answered = eventually(
-        "the first sync and index update",
-        Duration::from_secs(300),
-        || {
-            let (status, body) = chat("can I return sale items?");
-            assert_eq!(status, 200, "{body}");
-            let sources = body["reply"]["sources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            (!sources.is_empty()).then_some(body)
-        },
-    );
+    let answered = eventually("the first sync and index update", 1200, PAUSE, || {
+        let (status, body) = chat("can I return sale items?");
+        assert_eq!(status, 200, "{body}");
+        let sources = body["reply"]["sources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (!sources.is_empty()).then_some(body)
+    });
     for source in answered["reply"]["sources"].as_array().unwrap() {
         let url = source["url"].as_str().unwrap();
         assert!(
@@ -218,7 +205,7 @@ fn a_new_shop_installs_syncs_answers_and_uninstalls() {
     subscribed.sort();
     let mut expected: Vec<(String, String)> = pipeline::sources::webhooks::SUBSCRIBED_TOPICS
         .iter()
-        .map(|t| (t.to_ascii_uppercase().replace('/', "_"), uri.clone()))
+        .map(|t| (topic_enum(t), uri.clone()))
         .collect();
     expected.sort();
     assert_eq!(subscribed, expected, "every topic, once, to the server");
@@ -284,7 +271,7 @@ fn a_new_shop_installs_syncs_answers_and_uninstalls() {
     // A change at the shop arrives with a scheduled incremental sync.
     let (products, _) = replay.touch(1, 0);
     let id = products[0].rsplit('/').next().unwrap().to_string();
-    eventually("the incremental sync", Duration::from_secs(120), || {
+    eventually("the incremental sync", 480, PAUSE, || {
         let rows = sql_json(
             &lake,
             &format!(
@@ -311,7 +298,7 @@ fn a_new_shop_installs_syncs_answers_and_uninstalls() {
     // Uninstall: the token goes, the syncs stop, its staged files go, its chat stops.
     let (status, _) = server.webhook_from(SHOP_B, CLIENT_SECRET, "app/uninstalled", b"{}", "e-2");
     assert_eq!(status, 200);
-    eventually("the uninstall", Duration::from_secs(60), || {
+    eventually("the uninstall", 240, PAUSE, || {
         let listed = shops(work.path(), &["list"]);
         (listed.contains("Uninstalled") && listed.contains("Admin token: no")).then_some(())
     });

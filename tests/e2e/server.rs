@@ -1466,15 +1466,12 @@ fn a_data_request_exports_only_the_requesting_shops_rows() {
         let path = server.dir.join(format!(
             "exports/{shop}/customer-{customer}-request-4242.json"
         ));
-        let started = Instant::now();
-        while !path.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no export at {}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        eventually(
+            &format!("an export at {}", path.display()),
+            300,
+            Duration::from_millis(200),
+            || path.exists().then_some(()),
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         let export: Value = serde_json::from_str(&text).unwrap();
         for table in ["customers", "orders", "order_lines", "fulfillments"] {

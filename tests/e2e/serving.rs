@@ -65,6 +65,24 @@ pub fn built() -> &'static Built {
     })
 }
 
+/// Checks `check` up to `tries` times, `pause` apart, until it returns something; panics
+/// saying `what` never happened. The bound is a number of looks, so a slow machine gets as
+/// many as a fast one and nothing is asserted about how long they took.
+pub fn eventually<T>(
+    what: &str,
+    tries: u32,
+    pause: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    for _ in 0..tries {
+        if let Some(found) = check() {
+            return found;
+        }
+        std::thread::sleep(pause);
+    }
+    panic!("{what}: not after {tries} looks, {pause:?} apart");
+}
+
 /// `supportlake shops ARGS` on the registry of the state directory under `dir`: what it
 /// printed (it must succeed).
 pub fn shops(dir: &Path, args: &[&str]) -> String {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline::sources::shopify_api::subscriptions::{self, AdminAccess, Subscribed};
-use pipeline::sources::shopify_api::{self, RetryPolicy, SyncOptions, SyncReport};
+use pipeline::sources::shopify_api::{self, SyncOptions, SyncReport};
 use pipeline::sources::webhooks::SUBSCRIBED_TOPICS;
 use pipeline::{Config, Lake};
 use tokio::sync::Notify;
@@ -45,8 +45,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(30);
 /// How long, and how often, a sync waits for another index build to finish.
 const INDEX_BUSY_WAIT: Duration = Duration::from_secs(5);
 const INDEX_BUSY_TRIES: u32 = 60;
-/// How often a running bulk operation is polled.
-const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// What one shop's sync did, for the log.
 #[derive(Debug)]
@@ -245,28 +243,18 @@ async fn sync_one(parts: Arc<Parts>, shop: String) -> Result<Synced, ServerError
         .await?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ServerError::Secrets(format!("{shop} has no Admin token")))?;
-    let base_url = config.admin_base_url(&shop);
+    let options = SyncOptions::for_shop(config, &shop, token);
     let subscribed = if config.app_url.is_empty() {
         // Without its public URL the server cannot tell Shopify where to deliver.
         None
     } else {
         let access = AdminAccess {
-            base_url: base_url.clone(),
-            api_version: config.shopify_api_version.clone(),
-            token: token.clone(),
+            base_url: options.base_url.clone(),
+            api_version: options.api_version.clone(),
+            token: options.token.clone(),
         };
         let uri = format!("{}/webhooks/shopify", config.app_url.trim_end_matches('/'));
         Some(subscriptions::ensure_webhooks(&access, &uri, SUBSCRIBED_TOPICS).await?)
-    };
-    let options = SyncOptions {
-        shop: shop.clone(),
-        base_url,
-        api_version: config.shopify_api_version.clone(),
-        token,
-        full: false,
-        since: None,
-        poll_interval: POLL_EVERY,
-        retry: RetryPolicy::default(),
     };
     let report = shopify_api::sync_shopify(&parts.lake, config, &options, &mut |_| {}).await?;
     let changed: BTreeSet<&'static str> = report

@@ -51,6 +51,23 @@ pub struct SyncOptions {
     pub retry: RetryPolicy,
 }
 
+impl SyncOptions {
+    /// An incremental (or, with no watermark yet, full) sync of `shop` with `token`, the
+    /// Admin API where the configuration says, bulk operations polled every two seconds.
+    pub fn for_shop(config: &Config, shop: &str, token: String) -> Self {
+        Self {
+            shop: shop.to_string(),
+            base_url: config.admin_base_url(shop),
+            api_version: config.shopify_api_version.clone(),
+            token,
+            full: false,
+            since: None,
+            poll_interval: Duration::from_secs(2),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
 /// Where a sync is, for the progress bar.
 #[derive(Debug, Clone)]
 pub struct SyncProgress {
@@ -738,5 +755,70 @@ impl std::fmt::Display for SyncReport {
             self.seconds
         )?;
         write!(f, "{}", self.ingest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While one sync of a shop holds its lock (the server's syncer, say), a second one
+    /// started by hand is refused before it fetches or stages anything.
+    #[test]
+    fn a_second_sync_of_a_shop_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            state_dir: dir.path().join("state"),
+            ..Config::default()
+        };
+        let shop = "a-shop.myshopify.com";
+        let staging = sync_dir(&config, shop);
+        std::fs::create_dir_all(&staging).unwrap();
+        let held = std::fs::File::create(staging.join("sync.lock")).unwrap();
+        held.try_lock().unwrap();
+        let lake = Lake::open(
+            crate::config::lake_url_from(dir.path().join("lake").to_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let options = SyncOptions {
+            shop: shop.into(),
+            // Nothing listens here: reaching it would fail differently.
+            base_url: "http://127.0.0.1:9".into(),
+            api_version: "2026-04".into(),
+            token: "shpat_test".into(),
+            full: false,
+            since: None,
+            poll_interval: Duration::from_millis(10),
+            // One attempt: the second sync only has to get past the lock.
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let refused = runtime
+            .block_on(sync_shopify(&lake, &config, &options, &mut |_| {}))
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("another sync of a-shop.myshopify.com is running"),
+            "{refused}"
+        );
+        assert!(
+            !staging.join("checkpoint.json").exists(),
+            "nothing was started"
+        );
+        drop(held);
+        let after = runtime
+            .block_on(sync_shopify(&lake, &config, &options, &mut |_| {}))
+            .unwrap_err();
+        assert!(
+            !after.to_string().contains("another sync"),
+            "the lock went with its holder: {after}"
+        );
     }
 }
